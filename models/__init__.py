@@ -1,0 +1,1 @@
+"""Flax (linen) score networks: NCSN++, DDPM++, NCSNv2 and DDPM (issue 3)."""

@@ -1,0 +1,90 @@
+"""Denoising score-matching losses: continuous (Song et al. 2021), DDPM and SMLD.
+
+Each loss is `loss(rng, score_fn, batch, *, sde, ...) -> scalar`, pure and
+differentiable. Training differentiates through a score function that closes
+over the parameters:
+`jax.grad(lambda p: dsm_loss(rng, make_score_fn(p), batch, sde=sde))(params)`.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from sde_lib.sde import SDE, VESDE, VPSDE, ScoreFn
+from sde_lib.utils import batch_broadcast
+
+
+def _reduce(losses: jax.Array, reduce_mean: bool) -> jax.Array:
+  """Per-example reduction over all but the batch axis: [B, ...] -> [B]."""
+  flat = losses.reshape(losses.shape[0], -1)
+  return jnp.mean(flat, axis=-1) if reduce_mean else jnp.sum(flat, axis=-1)
+
+
+def dsm_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: SDE,
+             reduce_mean: bool = True, likelihood_weighting: bool = False,
+             eps: float = 1e-5) -> jax.Array:
+  """Continuous-time denoising score matching, t ~ U(eps, T).
+
+  Without likelihood weighting the weight is lambda(t) = std(t)^2, i.e. the
+  loss is ||std score + z||^2; with it, lambda(t) = g(t)^2, which makes the loss
+  an upper bound on the negative log-likelihood (Song et al. 2021b).
+
+  Args:
+    rng: PRNG key.
+    score_fn: score_fn(x [B, ...], t [B]) -> [B, ...].
+    batch: clean data [B, ...].
+    sde: the forward SDE.
+    reduce_mean: average over data dimensions (else sum).
+    likelihood_weighting: weight by g(t)^2 / std(t)^2 relative to the default.
+    eps: smallest time sampled, avoiding the singular score at t = 0.
+
+  Returns:
+    The mean loss over the batch, a scalar.
+  """
+  t_rng, z_rng = jax.random.split(rng)
+  t = jax.random.uniform(t_rng, (batch.shape[0],), minval=eps, maxval=sde.T)
+  z = jax.random.normal(z_rng, batch.shape, batch.dtype)
+  mean, std = sde.marginal_prob(batch, t)
+  score = score_fn(mean + batch_broadcast(std, batch) * z, t)
+  if likelihood_weighting:
+    g2 = sde.sde(jnp.zeros_like(batch), t)[1] ** 2
+    losses = _reduce(jnp.square(score + z / batch_broadcast(std, z)), reduce_mean) * g2
+  else:
+    losses = _reduce(jnp.square(score * batch_broadcast(std, z) + z), reduce_mean)
+  return jnp.mean(losses)
+
+
+def _discrete_levels(rng: jax.Array, sde: SDE, batch: jax.Array):
+  """Random levels i ~ U{0..N-1}, their times i T / (N-1) [B], and noise z [B, ...]."""
+  i_rng, z_rng = jax.random.split(rng)
+  i = jax.random.randint(i_rng, (batch.shape[0],), 0, sde.N)
+  t = i * (sde.T / (sde.N - 1))
+  return i, t.astype(batch.dtype), jax.random.normal(z_rng, batch.shape, batch.dtype)
+
+
+def ddpm_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: VPSDE,
+              reduce_mean: bool = True) -> jax.Array:
+  """DDPM's epsilon loss ||eps - eps_theta||^2 at a uniformly drawn level (Ho et al. 2020).
+
+  The score network is an epsilon predictor, eps_theta = -std_i score, with
+  std_i = sqrt(1 - alphas_cumprod[i]); level i is passed as time i T / (N-1).
+  """
+  if not isinstance(sde, VPSDE):
+    raise ValueError(f'ddpm_loss needs a VPSDE, got {type(sde).__name__}')
+  i, t, z = _discrete_levels(rng, sde, batch)
+  alphas_cumprod = jnp.asarray(sde.alphas_cumprod, batch.dtype)[i]
+  std = batch_broadcast(jnp.sqrt(1.0 - alphas_cumprod), batch)
+  x_t = batch_broadcast(jnp.sqrt(alphas_cumprod), batch) * batch + std * z
+  return jnp.mean(_reduce(jnp.square(score_fn(x_t, t) * std + z), reduce_mean))
+
+
+def smld_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: VESDE,
+              reduce_mean: bool = False) -> jax.Array:
+  """NCSN's loss sigma_i^2 ||score + z / sigma_i||^2 at a uniformly drawn level (Song & Ermon 2019).
+
+  Level i has noise sigma_i = discrete_sigmas[i] and is passed as time i T / (N-1).
+  """
+  if not isinstance(sde, VESDE):
+    raise ValueError(f'smld_loss needs a VESDE, got {type(sde).__name__}')
+  i, t, z = _discrete_levels(rng, sde, batch)
+  sigma = batch_broadcast(jnp.asarray(sde.discrete_sigmas, batch.dtype)[i], batch)
+  return jnp.mean(_reduce(jnp.square(score_fn(batch + sigma * z, t) * sigma + z), reduce_mean))

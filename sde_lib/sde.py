@@ -1,0 +1,268 @@
+"""The forward SDEs of Song et al. (2021), their reverse SDE and probability-flow ODE.
+
+Every SDE is a frozen dataclass of hyperparameters with pure methods. Its fields
+are static (hashable, no array leaves): an SDE can be passed to `jax.jit` as an
+ordinary argument and its constants are folded into the compiled program.
+
+Time runs over [0, T]. Arrays `x` are batches [B, ...] and times `t` are [B].
+"""
+
+import abc
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sde_lib.utils import batch_broadcast, normal
+
+ScoreFn = Callable[[jax.Array, jax.Array], jax.Array]
+"""score_fn(x [B, ...], t [B]) -> the score of p_t at x, shape [B, ...]."""
+
+
+def _check_positive_int(name: str, value) -> None:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
+    raise ValueError(f'{name} must be an integer >= 2, got {value!r}')
+
+
+@dataclasses.dataclass(frozen=True)
+class SDE(abc.ABC):
+  """dx = f(x, t) dt + g(t) dw on [0, T], with N levels for discrete samplers."""
+
+  N: int = 1000
+  T: float = 1.0
+
+  def __post_init__(self):
+    _check_positive_int('N', self.N)
+    if not self.T > 0:
+      raise ValueError(f'T must be positive, got {self.T!r}')
+
+  @abc.abstractmethod
+  def sde(self, x: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Returns (drift f(x, t) [B, ...], diffusion g(t) [B])."""
+
+  @abc.abstractmethod
+  def marginal_prob(self, x: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Returns (mean [B, ...], std [B]) of the Gaussian p_0t(x(t) | x(0) = x)."""
+
+  @abc.abstractmethod
+  def prior_sampling(self, rng: jax.Array, shape) -> jax.Array:
+    """Draws x(T) from the prior; example i of the batch uses fold_in(rng, i)."""
+
+  @abc.abstractmethod
+  def prior_logp(self, z: jax.Array) -> jax.Array:
+    """Log density of the prior at z [B, ...], summed over all but the batch axis: [B]."""
+
+  def timestep(self, t: jax.Array) -> jax.Array:
+    """The discrete level i in [0, N-1] whose interval holds t: floor(t (N-1) / T).
+
+    The relative 1e-6 keeps float32 round-off from pushing t = i T / (N-1) to
+    level i-1; it is far below the gap of any sampler's time grid.
+    """
+    i = jnp.floor(t * (self.N - 1) / self.T * (1 + 1e-6)).astype(jnp.int32)
+    return jnp.clip(i, 0, self.N - 1)
+
+  def discretize(self, x: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One forward step x_{i+1} = x_i + f_i + G_i z; Euler-Maruyama with dt = T / N.
+
+    Returns (f [B, ...], G [B]).
+    """
+    dt = self.T / self.N
+    drift, diffusion = self.sde(x, t)
+    return drift * dt, diffusion * jnp.sqrt(dt)
+
+
+def _standard_normal_logp(z: jax.Array, scale: float) -> jax.Array:
+  dim = np.prod(z.shape[1:])
+  sum_sq = jnp.sum(jnp.square(z).reshape(z.shape[0], -1), axis=-1)
+  return -0.5 * dim * np.log(2 * np.pi * scale**2) - 0.5 * sum_sq / scale**2
+
+
+@dataclasses.dataclass(frozen=True)
+class _LinearBetaSDE(SDE):
+  """The part shared by VP and sub-VP: beta(t) = beta_min + t (beta_max - beta_min)."""
+
+  beta_min: float = 0.1
+  beta_max: float = 20.0
+
+  def __post_init__(self):
+    super().__post_init__()
+    if not 0 < self.beta_min <= self.beta_max:
+      raise ValueError(
+          f'need 0 < beta_min <= beta_max, got beta_min={self.beta_min!r}, '
+          f'beta_max={self.beta_max!r}')
+
+  def beta(self, t: jax.Array) -> jax.Array:
+    return self.beta_min + t * (self.beta_max - self.beta_min)
+
+  def log_mean_coeff(self, t: jax.Array) -> jax.Array:
+    """log of the mean coefficient: -int_0^t beta(s) ds / 2."""
+    return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
+
+  @functools.cached_property
+  def discrete_betas(self) -> np.ndarray:
+    """DDPM's betas: linspace(beta_min / N, beta_max / N, N), i.e. 1e-4..0.02 by default."""
+    return np.linspace(self.beta_min / self.N, self.beta_max / self.N, self.N)
+
+  @functools.cached_property
+  def alphas(self) -> np.ndarray:
+    return 1.0 - self.discrete_betas
+
+  @functools.cached_property
+  def alphas_cumprod(self) -> np.ndarray:
+    return np.cumprod(self.alphas)
+
+  def prior_sampling(self, rng, shape):
+    return normal(rng, shape)
+
+  def prior_logp(self, z):
+    return _standard_normal_logp(z, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class VPSDE(_LinearBetaSDE):
+  """Variance-preserving SDE, the continuous limit of DDPM."""
+
+  def sde(self, x, t):
+    beta_t = self.beta(t)
+    return -0.5 * batch_broadcast(beta_t, x) * x, jnp.sqrt(beta_t)
+
+  def marginal_prob(self, x, t):
+    log_mean = self.log_mean_coeff(t)
+    mean = batch_broadcast(jnp.exp(log_mean), x) * x
+    return mean, jnp.sqrt(-jnp.expm1(2.0 * log_mean))
+
+  def discretize(self, x, t):
+    """The DDPM step: x_{i+1} = sqrt(1 - beta_i) x_i + sqrt(beta_i) z."""
+    i = self.timestep(t)
+    sqrt_alpha = jnp.sqrt(jnp.asarray(self.alphas)[i])
+    f = batch_broadcast(sqrt_alpha, x) * x - x
+    return f, jnp.sqrt(jnp.asarray(self.discrete_betas)[i])
+
+
+@dataclasses.dataclass(frozen=True)
+class SubVPSDE(_LinearBetaSDE):
+  """Sub-VP SDE: the VP drift with a smaller diffusion, so std_subVP(t) <= std_VP(t)."""
+
+  def sde(self, x, t):
+    beta_t = self.beta(t)
+    discount = -jnp.expm1(-2 * self.beta_min * t - (self.beta_max - self.beta_min) * t**2)
+    return -0.5 * batch_broadcast(beta_t, x) * x, jnp.sqrt(beta_t * discount)
+
+  def marginal_prob(self, x, t):
+    log_mean = self.log_mean_coeff(t)
+    mean = batch_broadcast(jnp.exp(log_mean), x) * x
+    return mean, -jnp.expm1(2.0 * log_mean)
+
+
+@dataclasses.dataclass(frozen=True)
+class VESDE(SDE):
+  """Variance-exploding SDE, the continuous limit of SMLD/NCSN.
+
+  sigma(t) = sigma_min (sigma_max / sigma_min)^t. As in Song et al., x(0) is the
+  data plus N(0, sigma_min^2) noise, so that x(t) given the data x is
+  N(x, sigma(t)^2) exactly; `marginal_prob` returns that.
+  """
+
+  sigma_min: float = 0.01
+  sigma_max: float = 50.0
+
+  def __post_init__(self):
+    super().__post_init__()
+    if not 0 < self.sigma_min < self.sigma_max:
+      raise ValueError(
+          f'need 0 < sigma_min < sigma_max, got sigma_min={self.sigma_min!r}, '
+          f'sigma_max={self.sigma_max!r}')
+
+  def sigma(self, t: jax.Array) -> jax.Array:
+    return self.sigma_min * (self.sigma_max / self.sigma_min) ** t
+
+  @functools.cached_property
+  def discrete_sigmas(self) -> np.ndarray:
+    """SMLD's noise levels: geometric from sigma_min to sigma_max, ascending."""
+    return np.exp(np.linspace(np.log(self.sigma_min), np.log(self.sigma_max), self.N))
+
+  def sde(self, x, t):
+    diffusion = self.sigma(t) * np.sqrt(2 * (np.log(self.sigma_max) - np.log(self.sigma_min)))
+    return jnp.zeros_like(x), diffusion
+
+  def marginal_prob(self, x, t):
+    return x, self.sigma(t)
+
+  def prior_sampling(self, rng, shape):
+    return self.sigma_max * normal(rng, shape)
+
+  def prior_logp(self, z):
+    return _standard_normal_logp(z, self.sigma_max)
+
+  def discrete_sigma_pair(self, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(sigma_i, sigma_{i-1}) at the level of t, with sigma_{-1} = 0."""
+    i = self.timestep(t)
+    sigmas = jnp.asarray(self.discrete_sigmas)
+    return sigmas[i], jnp.where(i == 0, 0.0, sigmas[jnp.maximum(i - 1, 0)])
+
+  def discretize(self, x, t):
+    """The SMLD step: x_{i+1} = x_i + sqrt(sigma_{i+1}^2 - sigma_i^2) z."""
+    sigma, adjacent = self.discrete_sigma_pair(t)
+    return jnp.zeros_like(x), jnp.sqrt(sigma**2 - adjacent**2)
+
+
+for _cls in (VPSDE, SubVPSDE, VESDE):
+  jax.tree_util.register_static(_cls)
+
+SDES = {'vpsde': VPSDE, 'subvpsde': SubVPSDE, 'vesde': VESDE}
+
+
+def get_sde(name: str, **kwargs) -> SDE:
+  """Builds an SDE by name ('vpsde', 'subvpsde', 'vesde') with the papers' defaults."""
+  if name not in SDES:
+    raise ValueError(f'unknown sde {name!r}; known: {sorted(SDES)}')
+  fields = {f.name for f in dataclasses.fields(SDES[name])}
+  unknown = sorted(set(kwargs) - fields)
+  if unknown:
+    raise ValueError(f'unknown argument(s) {unknown} for sde {name!r}; known: {sorted(fields)}')
+  return SDES[name](**kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReverseSDE:
+  """The reverse-time SDE of `forward` (or its probability-flow ODE) given a score.
+
+  Reverse time: dx = [f - g^2 score] dt + g dw_bar; the probability-flow ODE
+  dx = [f - g^2 score / 2] dt has the same marginals and no noise.
+  """
+
+  forward: SDE
+  score_fn: ScoreFn
+  probability_flow: bool = False
+
+  @property
+  def T(self) -> float:
+    return self.forward.T
+
+  @property
+  def N(self) -> int:
+    return self.forward.N
+
+  def _weight(self) -> float:
+    return 0.5 if self.probability_flow else 1.0
+
+  def sde(self, x: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Returns (drift [B, ...], diffusion [B]) of the reverse-time process."""
+    drift, diffusion = self.forward.sde(x, t)
+    score = self.score_fn(x, t)
+    drift = drift - batch_broadcast(diffusion**2, x) * score * self._weight()
+    return drift, jnp.zeros_like(diffusion) if self.probability_flow else diffusion
+
+  def discretize(self, x: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The reverse of the forward discretisation: x_i = x_{i+1} - rev_f + rev_G z."""
+    f, G = self.forward.discretize(x, t)
+    rev_f = f - batch_broadcast(G**2, x) * self.score_fn(x, t) * self._weight()
+    return rev_f, jnp.zeros_like(G) if self.probability_flow else G
+
+
+def reverse(sde: SDE, score_fn: ScoreFn, probability_flow: bool = False) -> ReverseSDE:
+  """The reverse-time SDE of `sde` or, with `probability_flow`, its probability-flow ODE."""
+  return ReverseSDE(sde, score_fn, probability_flow)

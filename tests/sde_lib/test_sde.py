@@ -1,0 +1,181 @@
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from sde_lib import SubVPSDE, VESDE, VPSDE, get_sde, reverse
+
+ALL_SDES = ['vpsde', 'subvpsde', 'vesde']
+
+
+def test_vp_discrete_schedule_is_ddpm_linear():
+  sde = get_sde('vpsde')
+  betas = np.linspace(1e-4, 0.02, 1000)
+  np.testing.assert_allclose(sde.discrete_betas, betas, rtol=1e-12)
+  np.testing.assert_allclose(sde.alphas_cumprod, np.cumprod(1 - betas), rtol=1e-12)
+  # DDPM's published value: alpha_bar_T ~ 4.0358e-5 for T = 1000.
+  np.testing.assert_allclose(sde.alphas_cumprod[-1], 4.0358e-5, rtol=1e-3)
+
+
+def test_ve_discrete_sigmas_are_geometric():
+  sigmas = get_sde('vesde').discrete_sigmas
+  assert sigmas[0] == pytest.approx(0.01) and sigmas[-1] == pytest.approx(50.0)
+  ratios = sigmas[1:] / sigmas[:-1]
+  np.testing.assert_allclose(ratios, (50 / 0.01) ** (1 / 999), rtol=1e-10)
+
+
+def test_subvp_std_never_exceeds_vp_std():
+  t = jnp.linspace(1e-5, 1.0, 2001)
+  x = jnp.zeros((t.shape[0], 1))
+  vp_std = get_sde('vpsde').marginal_prob(x, t)[1]
+  subvp_std = get_sde('subvpsde').marginal_prob(x, t)[1]
+  assert np.all(np.asarray(subvp_std) <= np.asarray(vp_std))
+  # sub-VP's variance is the square of VP's: std_sub = std_vp^2.
+  np.testing.assert_allclose(subvp_std, vp_std**2, rtol=1e-5)
+
+
+def _simulate_forward(sde, x0, n_paths, n_steps, rng):
+  """Euler-Maruyama simulation of the forward SDE in float64; returns x(t) at every step."""
+  dt = sde.T / n_steps
+  x = jnp.broadcast_to(x0, (n_paths,) + x0.shape)
+  if isinstance(sde, VESDE):  # x(0) carries sigma_min noise; see VESDE's docstring
+    x = x + sde.sigma_min * jax.random.normal(jax.random.fold_in(rng, n_steps), x.shape)
+
+  def step(x, i):
+    t = jnp.full((n_paths,), i * dt)
+    drift, diffusion = sde.sde(x, t)
+    z = jax.random.normal(jax.random.fold_in(rng, i), x.shape)
+    x = x + drift * dt + diffusion[:, None] * jnp.sqrt(dt) * z
+    return x, x
+
+  return jax.lax.scan(step, x, jnp.arange(n_steps))[1]
+
+
+@pytest.mark.parametrize('name', ALL_SDES)
+def test_marginal_prob_matches_monte_carlo_of_forward_sde(name):
+  with jax.enable_x64(True):
+    sde = get_sde(name)
+    x0 = jnp.array([1.5, -0.5])
+    n_paths, n_steps = 20_000, 4000
+    path = _simulate_forward(sde, x0, n_paths, n_steps, jax.random.key(0))
+    for t in (0.1, 0.4, 1.0):
+      xt = np.asarray(path[round(t * n_steps) - 1])
+      mean, std = sde.marginal_prob(x0[None], jnp.array([t]))
+      mean, std = np.asarray(mean[0]), float(std[0])
+      # Monte Carlo standard errors of the mean and of the std, 5 sigma wide,
+      # plus 1% for the Euler-Maruyama bias (first order in dt).
+      np.testing.assert_allclose(xt.mean(0), mean, atol=5 * std / np.sqrt(n_paths) + 1e-2 * std)
+      np.testing.assert_allclose(xt.std(0), std, rtol=5 / np.sqrt(2 * n_paths) + 1e-2)
+
+
+def test_timestep_maps_level_times_and_sampler_grid_to_levels():
+  sde = get_sde('vesde')
+  levels = jnp.arange(sde.N)
+  np.testing.assert_array_equal(sde.timestep(levels / (sde.N - 1)), levels)
+  grid = jnp.linspace(sde.T, 1e-3, sde.N)  # pc_sample's time grid
+  np.testing.assert_array_equal(sde.timestep(grid), levels[::-1])
+
+
+def test_vp_discretize_is_the_ddpm_step():
+  sde = get_sde('vpsde')
+  i = jnp.array([0, 10, 500, 999])
+  x = jnp.ones((4, 3))
+  f, G = sde.discretize(x, i / (sde.N - 1))
+  betas = sde.discrete_betas[np.asarray(i)]
+  np.testing.assert_allclose(f + x, np.sqrt(1 - betas)[:, None] * np.ones((4, 3)), rtol=1e-6)
+  np.testing.assert_allclose(G, np.sqrt(betas), rtol=1e-6)
+
+
+def test_ve_discretize_is_the_smld_step():
+  sde = get_sde('vesde')
+  i = np.array([0, 1, 500, 999])
+  f, G = sde.discretize(jnp.ones((4, 2)), jnp.asarray(i / (sde.N - 1)))
+  sigmas = sde.discrete_sigmas
+  expected = np.sqrt(sigmas[i] ** 2 - np.where(i == 0, 0.0, sigmas[i - 1]) ** 2)
+  np.testing.assert_allclose(G, expected, rtol=1e-5)
+  np.testing.assert_array_equal(f, 0.0)
+
+
+def test_subvp_discretize_is_euler_maruyama():
+  sde = get_sde('subvpsde', N=500)
+  x = jnp.full((2, 3), 2.0)
+  t = jnp.array([0.2, 0.9])
+  drift, diffusion = sde.sde(x, t)
+  f, G = sde.discretize(x, t)
+  np.testing.assert_allclose(f, drift / 500, rtol=1e-6)
+  np.testing.assert_allclose(G, diffusion * np.sqrt(1 / 500), rtol=1e-6)
+
+
+@pytest.mark.parametrize('name', ALL_SDES)
+def test_prior_logp_and_sampling_match_the_prior(name):
+  sde = get_sde(name)
+  scale = 50.0 if name == 'vesde' else 1.0
+  z = sde.prior_sampling(jax.random.key(0), (4000, 3))
+  assert float(jnp.std(z)) == pytest.approx(scale, rel=0.03)
+  expected = stats.norm(0, scale).logpdf(np.asarray(z[:5])).sum(-1)
+  np.testing.assert_allclose(sde.prior_logp(z[:5]), expected, rtol=1e-5)
+
+
+def test_prior_sampling_noise_does_not_depend_on_batch_size():
+  sde = get_sde('vpsde')
+  small = sde.prior_sampling(jax.random.key(3), (4, 5))
+  large = sde.prior_sampling(jax.random.key(3), (16, 5))
+  np.testing.assert_array_equal(small, large[:4])
+
+
+@pytest.mark.parametrize('name', ALL_SDES)
+@pytest.mark.parametrize('probability_flow', [False, True])
+def test_reverse_drift_and_diffusion(name, probability_flow):
+  sde = get_sde(name)
+  x = jax.random.normal(jax.random.key(0), (3, 4))
+  t = jnp.array([0.1, 0.5, 0.9])
+  score_fn = lambda x, t: -2.0 * x
+  drift, diffusion = sde.sde(x, t)
+  rev_drift, rev_diffusion = reverse(sde, score_fn, probability_flow).sde(x, t)
+  weight = 0.5 if probability_flow else 1.0
+  np.testing.assert_allclose(rev_drift, drift + weight * diffusion[:, None] ** 2 * 2.0 * x,
+                             rtol=1e-5)
+  np.testing.assert_allclose(rev_diffusion, 0.0 if probability_flow else diffusion)
+  f, G = sde.discretize(x, t)
+  rev_f, rev_G = reverse(sde, score_fn, probability_flow).discretize(x, t)
+  np.testing.assert_allclose(rev_f, f + weight * G[:, None] ** 2 * 2.0 * x, rtol=1e-5)
+  np.testing.assert_allclose(rev_G, 0.0 if probability_flow else G)
+
+
+def test_sde_passes_through_jit_as_an_argument():
+  @jax.jit
+  def std_at(sde, t):
+    return sde.marginal_prob(jnp.zeros((1, 1)), t)[1]
+
+  np.testing.assert_allclose(std_at(get_sde('vesde'), jnp.array([1.0])), [50.0], rtol=1e-5)
+  np.testing.assert_allclose(std_at(get_sde('vesde', sigma_max=10.0), jnp.array([1.0])),
+                             [10.0], rtol=1e-5)
+
+
+def test_get_sde_defaults_are_the_papers():
+  assert get_sde('vpsde') == VPSDE(beta_min=0.1, beta_max=20.0, N=1000)
+  assert get_sde('subvpsde') == SubVPSDE(beta_min=0.1, beta_max=20.0, N=1000)
+  assert get_sde('vesde') == VESDE(sigma_min=0.01, sigma_max=50.0, N=1000)
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    get_sde('vpsde').beta_max = 1.0
+
+
+@pytest.mark.parametrize('name, kwargs, message', [
+    ('ddpm', {}, "unknown sde 'ddpm'; known: ['subvpsde', 'vesde', 'vpsde']"),
+    ('vesde', {'beta_min': 0.1}, "unknown argument(s) ['beta_min'] for sde 'vesde'"),
+    ('vesde', {'sigma_min': 0.0}, 'sigma_min=0.0'),
+    ('vesde', {'sigma_min': -1.0}, 'sigma_min=-1.0'),
+    ('vesde', {'sigma_min': 60.0}, 'sigma_max=50.0'),
+    ('vpsde', {'beta_min': 0.0}, 'beta_min=0.0'),
+    ('subvpsde', {'beta_min': 1.0, 'beta_max': 0.5}, 'beta_max=0.5'),
+    ('vpsde', {'N': 0}, 'N must be an integer >= 2, got 0'),
+    ('vpsde', {'N': 10.5}, 'got 10.5'),
+    ('vpsde', {'T': -1.0}, 'T must be positive, got -1.0'),
+])
+def test_bad_sde_arguments_raise_naming_the_value(name, kwargs, message):
+  with pytest.raises(ValueError) as error:
+    get_sde(name, **kwargs)
+  assert message in str(error.value)
