@@ -1,0 +1,99 @@
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sde_lib import get_sde, losses, toy
+
+ALL_SDES = ['vpsde', 'subvpsde', 'vesde']
+SCALE = 0.5  # data ~ N(0, SCALE^2 I): every loss has a closed-form minimum.
+GAUSSIAN = toy.GaussianMixture(np.zeros((1, 3)), SCALE, np.ones(1))
+
+
+def _mean_and_error(loss_fn, n_batches=200):
+  """Loss averaged over independent batches, with 5 standard errors."""
+  values = np.asarray(jax.jit(jax.vmap(loss_fn))(jax.random.split(jax.random.key(0), n_batches)))
+  return values.mean(), 5 * values.std() / np.sqrt(n_batches)
+
+
+def _batch(rng, n=500):
+  return GAUSSIAN.sample(jax.random.fold_in(rng, 1), n)
+
+
+@pytest.mark.parametrize('name', ALL_SDES)
+@pytest.mark.parametrize('likelihood_weighting', [False, True])
+def test_dsm_loss_at_the_exact_score_equals_its_closed_form(name, likelihood_weighting):
+  sde = get_sde(name)
+  eps = 1e-2 if likelihood_weighting else 1e-5  # g^2/std^2 ~ 1/t makes t -> 0 heavy-tailed
+  score_fn = GAUSSIAN.score_fn(sde)
+  mean, error = _mean_and_error(lambda rng: losses.dsm_loss(
+      rng, score_fn, _batch(rng), sde=sde, likelihood_weighting=likelihood_weighting, eps=eps))
+  # With x_t = m x_0 + std z and the exact score, E (std score + z)^2 per dimension
+  # is the posterior variance of z: m^2 s^2 / (m^2 s^2 + std^2).
+  t = np.linspace(eps, 1.0, 200_001)
+  m, std = (np.asarray(v, np.float64) for v in sde.marginal_prob(jnp.ones((t.size, 1)), t))
+  m = m[:, 0]
+  per_dim = m**2 * SCALE**2 / (m**2 * SCALE**2 + std**2)
+  if likelihood_weighting:
+    per_dim = per_dim * np.asarray(sde.sde(jnp.zeros((t.size, 1)), t)[1], np.float64) ** 2 / std**2
+  assert mean == pytest.approx(np.trapezoid(per_dim, t) / (1.0 - eps), abs=error)
+
+
+def test_ddpm_loss_at_the_exact_score_equals_its_closed_form():
+  sde = get_sde('vpsde')
+  alphas_cumprod = sde.alphas_cumprod
+  variances = alphas_cumprod * SCALE**2 + 1 - alphas_cumprod
+  score_fn = lambda x, t: -x / jnp.asarray(variances, x.dtype)[sde.timestep(t)][:, None]
+  mean, error = _mean_and_error(lambda rng: losses.ddpm_loss(rng, score_fn, _batch(rng), sde=sde))
+  assert mean == pytest.approx(np.mean(alphas_cumprod * SCALE**2 / variances), abs=error)
+
+
+def test_smld_loss_at_the_exact_score_equals_its_closed_form():
+  sde = get_sde('vesde')
+  variances = SCALE**2 + sde.discrete_sigmas**2
+  score_fn = lambda x, t: -x / jnp.asarray(variances, x.dtype)[sde.timestep(t)][:, None]
+  mean, error = _mean_and_error(lambda rng: losses.smld_loss(rng, score_fn, _batch(rng), sde=sde))
+  # Summed over the 3 dimensions (reduce_mean=False, as in NCSN).
+  assert mean == pytest.approx(3 * np.mean(SCALE**2 / variances), abs=error)
+
+
+def _perturbations(score_fn):
+  return {
+      'scaled': lambda x, t: 1.2 * score_fn(x, t),
+      'shifted': lambda x, t: score_fn(x, t) + 0.3,
+      'gaussian': lambda x, t: -x,
+  }
+
+
+@pytest.mark.parametrize('name', ALL_SDES)
+@pytest.mark.parametrize('likelihood_weighting', [False, True])
+def test_dsm_loss_is_lowest_at_the_exact_score(gmm, name, likelihood_weighting):
+  sde = get_sde(name)
+  batch = gmm.sample(jax.random.key(0), 4096)
+  loss = functools.partial(losses.dsm_loss, jax.random.key(1), batch=batch, sde=sde,
+                           likelihood_weighting=likelihood_weighting)
+  exact = loss(gmm.score_fn(sde))
+  for label, perturbed in _perturbations(gmm.score_fn(sde)).items():
+    assert exact < loss(perturbed), label
+
+
+def test_dsm_gradient_vanishes_at_the_exact_score():
+  sde = get_sde('vpsde')
+  batch = GAUSSIAN.sample(jax.random.key(0), 20_000)
+
+  def loss(theta):  # the score family theta * exact score; theta = 1 is exact
+    return losses.dsm_loss(jax.random.key(1), lambda x, t: theta * GAUSSIAN.score_fn(sde)(x, t),
+                           batch, sde=sde)
+
+  grad = jax.grad(loss)
+  assert float(grad(0.8)) < 0 < float(grad(1.2))
+  assert abs(float(grad(1.0))) < 0.05 * abs(float(grad(0.8)))
+
+
+@pytest.mark.parametrize('loss_fn, name', [(losses.ddpm_loss, 'vesde'),
+                                           (losses.smld_loss, 'vpsde')])
+def test_discrete_losses_reject_the_wrong_sde(loss_fn, name):
+  with pytest.raises(ValueError, match='needs a'):
+    loss_fn(jax.random.key(0), lambda x, t: x, jnp.zeros((2, 3)), sde=get_sde(name))
