@@ -22,7 +22,7 @@ ScoreFn = Callable[[jax.Array, jax.Array], jax.Array]
 """score_fn(x [B, ...], t [B]) -> the score of p_t at x, shape [B, ...]."""
 
 
-def _check_positive_int(name: str, value) -> None:
+def _check_levels(name: str, value) -> None:
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
     raise ValueError(f'{name} must be an integer >= 2, got {value!r}')
 
@@ -35,7 +35,7 @@ class SDE(abc.ABC):
   T: float = 1.0
 
   def __post_init__(self):
-    _check_positive_int('N', self.N)
+    _check_levels('N', self.N)
     if not self.T > 0:
       raise ValueError(f'T must be positive, got {self.T!r}')
 

@@ -110,10 +110,8 @@ class GaussianMixture:
     """
     flat = np.asarray(_flat(x), np.float64)
     k = np.asarray(self.assign(x))
-    n_k = np.bincount(k, minlength=len(self.weights)).astype(np.float64)
-    with np.errstate(invalid='ignore', divide='ignore'):
-      means = np.stack([flat[k == j].mean(axis=0) if n_k[j] else np.full(self.dim, np.nan)
-                        for j in range(len(n_k))])
-      variances = np.stack([flat[k == j].var(axis=0) if n_k[j] else np.full(self.dim, np.nan)
-                            for j in range(len(n_k))])
+    n_k = np.bincount(k, minlength=len(self.weights))
+    empty = np.full(self.dim, np.nan)
+    means = np.stack([flat[k == j].mean(0) if n else empty for j, n in enumerate(n_k)])
+    variances = np.stack([flat[k == j].var(0) if n else empty for j, n in enumerate(n_k)])
     return n_k / len(flat), means, variances

@@ -49,3 +49,11 @@ def test_score_accepts_image_shaped_batches():
 def test_bad_mixture_arguments_raise(kwargs, message):
   with pytest.raises(ValueError, match=message.replace('[', r'\[').replace(']', r'\]')):
     toy.GaussianMixture(**kwargs)
+
+
+def test_mode_statistics_of_an_unvisited_mode_are_empty(gmm):
+  x = jnp.asarray(gmm.means[:2] + 0.01)  # one point at each of the first two modes
+  weights, means, variances = gmm.mode_statistics(x)
+  np.testing.assert_array_equal(weights, [0.5, 0.5, 0.0])
+  np.testing.assert_allclose(means[:2], gmm.means[:2] + 0.01, rtol=1e-6)
+  assert np.all(np.isnan(means[2])) and np.all(np.isnan(variances[2]))
