@@ -8,6 +8,7 @@ over the parameters:
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from sde_lib.sde import SDE, VESDE, VPSDE, ScoreFn
 from sde_lib.utils import batch_broadcast
@@ -71,9 +72,9 @@ def ddpm_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: VPSDE
   if not isinstance(sde, VPSDE):
     raise ValueError(f'ddpm_loss needs a VPSDE, got {type(sde).__name__}')
   i, t, z = _discrete_levels(rng, sde, batch)
-  alphas_cumprod = jnp.asarray(sde.alphas_cumprod, batch.dtype)[i]
-  std = batch_broadcast(jnp.sqrt(1.0 - alphas_cumprod), batch)
-  x_t = batch_broadcast(jnp.sqrt(alphas_cumprod), batch) * batch + std * z
+  mean_coeff = jnp.asarray(np.sqrt(sde.alphas_cumprod), batch.dtype)[i]
+  std = batch_broadcast(jnp.asarray(sde.sqrt_1m_alphas_cumprod, batch.dtype)[i], batch)
+  x_t = batch_broadcast(mean_coeff, batch) * batch + std * z
   return jnp.mean(_reduce(jnp.square(score_fn(x_t, t) * std + z), reduce_mean))
 
 

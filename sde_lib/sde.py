@@ -114,6 +114,11 @@ class _LinearBetaSDE(SDE):
   def alphas_cumprod(self) -> np.ndarray:
     return np.cumprod(self.alphas)
 
+  @functools.cached_property
+  def sqrt_1m_alphas_cumprod(self) -> np.ndarray:
+    """DDPM's noise std at each level, in float64: 1 - alphas_cumprod cancels in float32."""
+    return np.sqrt(1.0 - self.alphas_cumprod)
+
   def prior_sampling(self, rng, shape):
     return normal(rng, shape)
 

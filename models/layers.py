@@ -1,0 +1,235 @@
+"""Layers of the DDPM, DDPM++ and NCSN++ networks (Ho et al. 2020; Song et al. 2021).
+
+Initialisation follows the original implementations: variance scaling with
+fan_avg and a uniform distribution, scaled by `init_scale` (0 stands for 1e-10,
+so that a block's last layer starts as an almost-zero residual).
+"""
+
+import math
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from models import up_or_down_sampling as resampling
+
+Activation = Callable[[jax.Array], jax.Array]
+
+
+def default_init(scale: float = 1.0) -> nn.initializers.Initializer:
+  """DDPM's initialiser: variance_scaling(scale, 'fan_avg', 'uniform'), scale 0 -> 1e-10."""
+  return nn.initializers.variance_scaling(1e-10 if scale == 0 else scale, 'fan_avg', 'uniform')
+
+
+def conv3x3(features: int, *, stride: int = 1, init_scale: float = 1.0, use_bias: bool = True,
+            dilation: int = 1) -> nn.Conv:
+  return nn.Conv(features, (3, 3), strides=(stride, stride), padding='SAME',
+                 kernel_dilation=(dilation, dilation), use_bias=use_bias,
+                 kernel_init=default_init(init_scale))
+
+
+def conv1x1(features: int, *, init_scale: float = 1.0, use_bias: bool = True) -> nn.Conv:
+  return nn.Conv(features, (1, 1), use_bias=use_bias, kernel_init=default_init(init_scale))
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+  """GroupNorm with min(channels // 4, 32) groups, as in the original code."""
+  return nn.GroupNorm(num_groups=min(channels // 4, 32), epsilon=1e-6)
+
+
+class NIN(nn.Module):
+  """Network-in-network: a per-pixel linear map of the channels (a 1x1 conv)."""
+
+  features: int
+  init_scale: float = 0.1
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return nn.Dense(self.features, kernel_init=default_init(self.init_scale))(x)
+
+
+def sinusoidal_embedding(timesteps: jax.Array, dim: int, max_positions: int = 10_000) -> jax.Array:
+  """Transformer-style embedding of (possibly fractional) timesteps [B] -> [B, dim]."""
+  half = dim // 2
+  frequencies = jnp.exp(-math.log(max_positions) / (half - 1) * jnp.arange(half))
+  angles = timesteps.astype(jnp.float32)[:, None] * frequencies[None, :]
+  embedding = jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
+  return jnp.pad(embedding, ((0, 0), (0, dim % 2)))
+
+
+class GaussianFourierProjection(nn.Module):
+  """Random Fourier features of log-sigma, [B] -> [B, 2 * embedding_size] (NCSN++).
+
+  The frequencies W ~ N(0, scale^2) are a fixed parameter: created at init,
+  never trained (the original stops their gradient too).
+  """
+
+  embedding_size: int = 256
+  scale: float = 1.0
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    w = self.param('W', nn.initializers.normal(stddev=self.scale), (self.embedding_size,))
+    projection = x[:, None] * jax.lax.stop_gradient(w)[None, :] * 2 * np.pi
+    return jnp.concatenate([jnp.sin(projection), jnp.cos(projection)], axis=-1)
+
+
+def _residual(x: jax.Array, h: jax.Array, skip_rescale: bool) -> jax.Array:
+  return (x + h) / np.sqrt(2.0) if skip_rescale else x + h
+
+
+def _attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+  """Single-head dot-product attention; q [B, N, C], k and v [B, M, C]."""
+  weights = jax.nn.softmax(jnp.einsum('bnc,bmc->bnm', q, k) / np.sqrt(q.shape[-1]), axis=-1)
+  return jnp.einsum('bnm,bmc->bnc', weights, v)
+
+
+class AttnBlock(nn.Module):
+  """Self-attention over all pixels, optionally followed by cross-attention to a context.
+
+  Attributes:
+    skip_rescale: divide the residual sum by sqrt(2) (NCSN++/DDPM++).
+    init_scale: initial scale of the output projection (0 for a near-identity block).
+  """
+
+  skip_rescale: bool = False
+  init_scale: float = 0.0
+
+  @nn.compact
+  def __call__(self, x: jax.Array, context: jax.Array | None = None) -> jax.Array:
+    b, height, width, c = x.shape
+    h = group_norm(c)(x).reshape(b, height * width, c)
+    q, k, v = NIN(c)(h), NIN(c)(h), NIN(c)(h)
+    h = NIN(c, init_scale=self.init_scale)(_attention(q, k, v))
+    x = _residual(x, h.reshape(x.shape), self.skip_rescale)
+    if context is None:
+      return x
+    # Cross-attention to a context sequence [B, L, D] (e.g. text tokens).
+    h = nn.LayerNorm(name='context_norm')(x).reshape(b, height * width, c)
+    q = NIN(c, name='context_q')(h)
+    k, v = NIN(c, name='context_k')(context), NIN(c, name='context_v')(context)
+    h = NIN(c, init_scale=self.init_scale, name='context_out')(_attention(q, k, v))
+    return _residual(x, h.reshape(x.shape), self.skip_rescale)
+
+
+class Combine(nn.Module):
+  """Merges a progressive-path tensor x into h: a 1x1 conv of x, then 'cat' or 'sum'."""
+
+  method: str = 'cat'
+
+  @nn.compact
+  def __call__(self, x: jax.Array, h: jax.Array) -> jax.Array:
+    x = conv1x1(h.shape[-1])(x)
+    if self.method == 'cat':
+      return jnp.concatenate([x, h], axis=-1)
+    if self.method == 'sum':
+      return x + h
+    raise ValueError(f"unknown combine method {self.method!r}; known: ['cat', 'sum']")
+
+
+class Upsample(nn.Module):
+  """2x upsampling: nearest (+ 3x3 conv) or FIR (fused with the 3x3 conv when with_conv)."""
+
+  out_ch: int | None = None
+  with_conv: bool = False
+  fir: bool = False
+  fir_kernel: Sequence[int] = (1, 3, 3, 1)
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    out_ch = self.out_ch or x.shape[-1]
+    if not self.fir:
+      h = resampling.naive_upsample_2d(x)
+      return conv3x3(out_ch)(h) if self.with_conv else h
+    if not self.with_conv:
+      return resampling.upsample_2d(x, self.fir_kernel)
+    return resampling.Conv2d(out_ch, 3, up=True, resample_kernel=self.fir_kernel,
+                             kernel_init=default_init())(x)
+
+
+class Downsample(nn.Module):
+  """2x downsampling: stride-2 3x3 conv or average pooling, or FIR (+ fused conv)."""
+
+  out_ch: int | None = None
+  with_conv: bool = False
+  fir: bool = False
+  fir_kernel: Sequence[int] = (1, 3, 3, 1)
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    out_ch = self.out_ch or x.shape[-1]
+    if not self.fir:
+      # SAME padding of a stride-2 conv on even sizes pads (0, 1), as the original.
+      return conv3x3(out_ch, stride=2)(x) if self.with_conv else resampling.naive_downsample_2d(x)
+    if not self.with_conv:
+      return resampling.downsample_2d(x, self.fir_kernel)
+    return resampling.Conv2d(out_ch, 3, down=True, resample_kernel=self.fir_kernel,
+                             kernel_init=default_init())(x)
+
+
+class ResnetBlockDDPM(nn.Module):
+  """DDPM's residual block (also DDPM++'s, with skip_rescale).
+
+  GroupNorm -> act -> conv3x3 -> + Dense(temb) -> GroupNorm -> act -> dropout ->
+  conv3x3 (init_scale), plus a NIN or 3x3-conv shortcut when channels change.
+  """
+
+  act: Activation
+  out_ch: int | None = None
+  conv_shortcut: bool = False
+  dropout: float = 0.1
+  skip_rescale: bool = False
+  init_scale: float = 0.0
+
+  @nn.compact
+  def __call__(self, x: jax.Array, temb: jax.Array | None = None, train: bool = True):
+    c = x.shape[-1]
+    out_ch = self.out_ch or c
+    h = conv3x3(out_ch)(self.act(group_norm(c)(x)))
+    if temb is not None:
+      h = h + nn.Dense(out_ch, kernel_init=default_init())(self.act(temb))[:, None, None, :]
+    h = nn.Dropout(self.dropout)(self.act(group_norm(out_ch)(h)), deterministic=not train)
+    h = conv3x3(out_ch, init_scale=self.init_scale)(h)
+    if c != out_ch:
+      x = conv3x3(out_ch)(x) if self.conv_shortcut else NIN(out_ch)(x)
+    return _residual(x, h, self.skip_rescale)
+
+
+class ResnetBlockBigGAN(nn.Module):
+  """BigGAN's residual block as in NCSN++: resampling inside the block, 1x1 shortcut."""
+
+  act: Activation
+  up: bool = False
+  down: bool = False
+  out_ch: int | None = None
+  dropout: float = 0.1
+  fir: bool = False
+  fir_kernel: Sequence[int] = (1, 3, 3, 1)
+  skip_rescale: bool = True
+  init_scale: float = 0.0
+
+  def _resample(self, x: jax.Array) -> jax.Array:
+    if self.up:
+      return (resampling.upsample_2d(x, self.fir_kernel) if self.fir
+              else resampling.naive_upsample_2d(x))
+    if self.down:
+      return (resampling.downsample_2d(x, self.fir_kernel) if self.fir
+              else resampling.naive_downsample_2d(x))
+    return x
+
+  @nn.compact
+  def __call__(self, x: jax.Array, temb: jax.Array | None = None, train: bool = True):
+    c = x.shape[-1]
+    out_ch = self.out_ch or c
+    h = self._resample(self.act(group_norm(c)(x)))
+    x = self._resample(x)
+    h = conv3x3(out_ch)(h)
+    if temb is not None:
+      h = h + nn.Dense(out_ch, kernel_init=default_init())(self.act(temb))[:, None, None, :]
+    h = nn.Dropout(self.dropout)(self.act(group_norm(out_ch)(h)), deterministic=not train)
+    h = conv3x3(out_ch, init_scale=self.init_scale)(h)
+    if c != out_ch or self.up or self.down:
+      x = conv1x1(out_ch)(x)
+    return _residual(x, h, self.skip_rescale)

@@ -1,0 +1,218 @@
+"""NCSN++ and DDPM++ (Song et al. 2021), and the DDPM U-Net (Ho et al. 2020) as their special case.
+
+One U-Net class covers all three: DDPM++ is NCSN++ without FIR resampling,
+with positional time embeddings and without progressive paths; DDPM is
+additionally built from DDPM residual blocks without skip rescaling. Every
+option is a keyword argument.
+
+Conditioning. `time_cond` [B] is what the embedding expects: sigma for
+'fourier' (its log is embedded) or a (possibly fractional) timestep for
+'positional'; `models.get_score_fn` supplies it. Optional inputs, each creating
+its parameters only when used at init:
+- `class_labels` [B] ints in [0, num_classes], num_classes being the null class
+  used to drop the label for classifier-free guidance;
+- `cond` [B, H, W, C'] channels concatenated to the input (low-resolution
+  image, mask, ...);
+- `context` [B, L, D] a sequence attended to at the attention resolutions.
+"""
+
+import functools
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from models import layers
+from models.layers import conv3x3, default_init, group_norm
+
+ACTIVATIONS = {'swish': nn.swish, 'silu': nn.silu, 'relu': nn.relu, 'elu': nn.elu,
+               'lrelu': functools.partial(nn.leaky_relu, negative_slope=0.2)}
+PROGRESSIVE = ('none', 'output_skip', 'residual')
+PROGRESSIVE_INPUT = ('none', 'input_skip', 'residual')
+
+
+def _check_choice(name: str, value: str, known: Sequence[str]) -> None:
+  if value not in known:
+    raise ValueError(f'unknown {name} {value!r}; known: {sorted(known)}')
+
+
+class NCSNpp(nn.Module):
+  """The NCSN++ / DDPM++ score network.
+
+  Attributes:
+    nf: base channel count.
+    ch_mult: channel multiplier of each resolution.
+    num_res_blocks: residual blocks per resolution on the way down (one more up).
+    attn_resolutions: spatial sizes at which self-attention is applied.
+    dropout: dropout rate inside residual blocks.
+    resamp_with_conv: resample with a learned 3x3 convolution.
+    conditional: condition on time (an MLP on the embedding feeds every block).
+    fir: FIR ([1, 3, 3, 1]) resampling instead of nearest/average.
+    fir_kernel: FIR taps.
+    skip_rescale: divide residual sums by sqrt(2).
+    resblock_type: 'ddpm' or 'biggan' (resampling inside residual blocks).
+    progressive: output path: 'none', 'output_skip' or 'residual'.
+    progressive_input: input path: 'none', 'input_skip' or 'residual'.
+    progressive_combine: how the input path merges: 'sum' or 'cat'.
+    embedding_type: 'fourier' (of log sigma) or 'positional' (of a timestep).
+    fourier_scale: std of the Fourier frequencies.
+    init_scale: init scale of every block's last layer (0 starts near zero).
+    nonlinearity: one of ACTIVATIONS.
+    centered: inputs already lie in [-1, 1]; otherwise [0, 1] is mapped there.
+    scale_by_sigma: the output is divided by sigma (VE), done by `get_score_fn`.
+    num_classes: number of classes for label conditioning, or None.
+  """
+
+  nf: int = 128
+  ch_mult: Sequence[int] = (1, 2, 2, 2)
+  num_res_blocks: int = 4
+  attn_resolutions: Sequence[int] = (16,)
+  dropout: float = 0.1
+  resamp_with_conv: bool = True
+  conditional: bool = True
+  fir: bool = True
+  fir_kernel: Sequence[int] = (1, 3, 3, 1)
+  skip_rescale: bool = True
+  resblock_type: str = 'biggan'
+  progressive: str = 'none'
+  progressive_input: str = 'residual'
+  progressive_combine: str = 'sum'
+  embedding_type: str = 'fourier'
+  fourier_scale: float = 16.0
+  init_scale: float = 0.0
+  nonlinearity: str = 'swish'
+  centered: bool = True
+  scale_by_sigma: bool = True
+  num_classes: int | None = None
+
+  def _check(self) -> None:
+    _check_choice('progressive', self.progressive, PROGRESSIVE)
+    _check_choice('progressive_input', self.progressive_input, PROGRESSIVE_INPUT)
+    _check_choice('progressive_combine', self.progressive_combine, ('sum', 'cat'))
+    _check_choice('resblock_type', self.resblock_type, ('ddpm', 'biggan'))
+    _check_choice('embedding_type', self.embedding_type, ('fourier', 'positional'))
+    _check_choice('nonlinearity', self.nonlinearity, tuple(ACTIVATIONS))
+
+  def _embed(self, time_cond: jax.Array, class_labels: jax.Array | None, act) -> jax.Array | None:
+    """The conditioning vector temb [B, 4 nf] shared by every residual block."""
+    temb = None
+    if self.conditional:
+      if self.embedding_type == 'fourier':
+        temb = layers.GaussianFourierProjection(self.nf, self.fourier_scale)(jnp.log(time_cond))
+      else:
+        temb = layers.sinusoidal_embedding(time_cond, self.nf)
+      temb = nn.Dense(self.nf * 4, kernel_init=default_init())(temb)
+      temb = nn.Dense(self.nf * 4, kernel_init=default_init())(act(temb))
+    if class_labels is not None:
+      if self.num_classes is None:
+        raise ValueError('class_labels were given but the network has num_classes=None')
+      label_emb = nn.Embed(self.num_classes + 1, self.nf * 4, name='label_embedding')(class_labels)
+      temb = label_emb if temb is None else temb + label_emb
+    return temb
+
+  @nn.compact
+  def __call__(self, x: jax.Array, time_cond: jax.Array, *, train: bool = False,
+               class_labels: jax.Array | None = None, cond: jax.Array | None = None,
+               context: jax.Array | None = None) -> jax.Array:
+    """Maps x [B, H, W, C] at time_cond [B] to an output [B, H, W, C]."""
+    self._check()
+    act = ACTIVATIONS[self.nonlinearity]
+    temb = self._embed(time_cond, class_labels, act)
+    out_channels = x.shape[-1]
+    n_levels = len(self.ch_mult)
+
+    attn = functools.partial(layers.AttnBlock, init_scale=self.init_scale,
+                             skip_rescale=self.skip_rescale)
+    resample = dict(fir=self.fir, fir_kernel=self.fir_kernel)
+    if self.resblock_type == 'ddpm':
+      resblock = functools.partial(layers.ResnetBlockDDPM, act=act, dropout=self.dropout,
+                                   init_scale=self.init_scale, skip_rescale=self.skip_rescale)
+    else:
+      resblock = functools.partial(layers.ResnetBlockBigGAN, act=act, dropout=self.dropout,
+                                   init_scale=self.init_scale, skip_rescale=self.skip_rescale,
+                                   **resample)
+
+    def skip_sum(a, b):
+      return (a + b) / np.sqrt(2.0) if self.skip_rescale else a + b
+
+    if not self.centered:
+      x = 2 * x - 1.0
+    input_pyramid = x
+    h = x if cond is None else jnp.concatenate([x, cond.astype(x.dtype)], axis=-1)
+
+    # Downsampling path.
+    hs = [conv3x3(self.nf)(h)]
+    for level in range(n_levels):
+      for _ in range(self.num_res_blocks):
+        h = resblock(out_ch=self.nf * self.ch_mult[level])(hs[-1], temb, train)
+        if h.shape[1] in self.attn_resolutions:
+          h = attn()(h, context)
+        hs.append(h)
+      if level == n_levels - 1:
+        continue
+      if self.resblock_type == 'ddpm':
+        h = layers.Downsample(with_conv=self.resamp_with_conv, **resample)(hs[-1])
+      else:
+        h = resblock(down=True)(hs[-1], temb, train)
+      if self.progressive_input == 'input_skip':
+        input_pyramid = layers.Downsample(with_conv=False, **resample)(input_pyramid)
+        h = layers.Combine(method=self.progressive_combine)(input_pyramid, h)
+      elif self.progressive_input == 'residual':
+        input_pyramid = layers.Downsample(out_ch=h.shape[-1], with_conv=True,
+                                          **resample)(input_pyramid)
+        h = input_pyramid = skip_sum(input_pyramid, h)
+      hs.append(h)
+
+    h = hs[-1]
+    h = resblock()(h, temb, train)
+    h = attn()(h, context)
+    h = resblock()(h, temb, train)
+
+    # Upsampling path.
+    pyramid = None
+    for level in reversed(range(n_levels)):
+      for _ in range(self.num_res_blocks + 1):
+        h = resblock(out_ch=self.nf * self.ch_mult[level])(
+            jnp.concatenate([h, hs.pop()], axis=-1), temb, train)
+      if h.shape[1] in self.attn_resolutions:
+        h = attn()(h, context)
+
+      if self.progressive == 'output_skip':
+        out = conv3x3(out_channels, init_scale=self.init_scale)(act(group_norm(h.shape[-1])(h)))
+        pyramid = out if pyramid is None else (
+            layers.Upsample(with_conv=False, **resample)(pyramid) + out)
+      elif self.progressive == 'residual':
+        if pyramid is None:
+          pyramid = conv3x3(h.shape[-1])(act(group_norm(h.shape[-1])(h)))
+        else:
+          pyramid = layers.Upsample(out_ch=h.shape[-1], with_conv=True, **resample)(pyramid)
+          h = pyramid = skip_sum(pyramid, h)
+
+      if level != 0:
+        if self.resblock_type == 'ddpm':
+          h = layers.Upsample(with_conv=self.resamp_with_conv, **resample)(h)
+        else:
+          h = resblock(up=True)(h, temb, train)
+
+    if self.progressive == 'output_skip':
+      return pyramid
+    return conv3x3(out_channels, init_scale=self.init_scale)(act(group_norm(h.shape[-1])(h)))
+
+
+class DDPM(NCSNpp):
+  """The DDPM U-Net of Ho et al. (2020): NCSN++ with DDPM blocks and no FIR/progressive paths.
+
+  Defaults are DDPM's CIFAR-10 network (35.7M parameters).
+  """
+
+  ch_mult: Sequence[int] = (1, 2, 2, 2)
+  num_res_blocks: int = 2
+  resblock_type: str = 'ddpm'
+  fir: bool = False
+  skip_rescale: bool = False
+  progressive: str = 'none'
+  progressive_input: str = 'none'
+  embedding_type: str = 'positional'
+  scale_by_sigma: bool = False
