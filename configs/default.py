@@ -1,0 +1,112 @@
+"""Every configuration key of scorelab, with defaults; experiment configs override them.
+
+Experiment files start from `get_default_config()` and change what differs, so a
+key never exists in only some configs. main.py loads configs with
+`lock_config=True`: a misspelt override such as `--config.training.batchsize=64`
+fails instead of being ignored.
+"""
+
+import ml_collections
+
+
+def get_default_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 42
+
+  config.data = data = ml_collections.ConfigDict()
+  data.dataset = 'digits'  # 'digits' (bundled) or a tfds name: 'cifar10', 'celeb_a', ...
+  data.data_dir = ''  # tfds data_dir; '' means workdir/data for digits, tfds' default otherwise
+  data.download = False  # let tfds download and prepare a missing dataset (needs internet)
+  data.image_size = 8
+  data.num_channels = 1
+  data.centered = False  # False: data in [0, 1], networks map it to [-1, 1] themselves
+  data.random_flip = False
+  data.uniform_dequantization = False
+
+  config.sde = sde = ml_collections.ConfigDict()
+  sde.name = 'vesde'  # 'vpsde', 'subvpsde', 'vesde'
+  sde.N = 1000  # discrete levels (num_scales in score_sde)
+  sde.beta_min = 0.1
+  sde.beta_max = 20.0
+  sde.sigma_min = 0.01
+  sde.sigma_max = 50.0
+
+  config.model = model = ml_collections.ConfigDict()
+  model.name = 'ncsnpp'  # see models.MODELS
+  model.ema_rate = 0.999
+  # Network options: each is passed to the network class that has it.
+  model.nf = 128
+  model.ch_mult = (1, 2, 2, 2)
+  model.num_res_blocks = 4
+  model.attn_resolutions = (16,)
+  model.dropout = 0.1
+  model.resamp_with_conv = True
+  model.conditional = True
+  model.fir = True
+  model.fir_kernel = (1, 3, 3, 1)
+  model.skip_rescale = True
+  model.resblock_type = 'biggan'
+  model.progressive = 'none'
+  model.progressive_input = 'residual'
+  model.progressive_combine = 'sum'
+  model.embedding_type = 'fourier'
+  model.fourier_scale = 16.0
+  model.init_scale = 0.0
+  model.nonlinearity = 'swish'
+  model.scale_by_sigma = True
+  model.num_classes = 0  # > 0: condition on class labels (label num_classes = none)
+  model.interpolation = 'bilinear'  # NCSNv2 only
+  model.adjust_padding = False  # NCSNv2 only
+
+  config.training = training = ml_collections.ConfigDict()
+  training.batch_size = 128  # global, over all devices and hosts
+  training.n_iters = 1_300_001
+  training.continuous = True  # continuous-time DSM; False: DDPM (VP) or SMLD (VE) loss
+  training.reduce_mean = False
+  training.likelihood_weighting = False
+  # Steps per compiled call (lax.scan): fewer dispatches on accelerators. Keep 1 on CPU,
+  # where XLA runs convolutions ~7x slower inside a loop.
+  training.n_jitted_steps = 1
+  training.log_freq = 50
+  training.eval_freq = 100  # steps between test-loss evaluations
+  training.snapshot_freq = 50_000  # kept checkpoints (and sample grids)
+  training.snapshot_freq_for_preemption = 10_000  # overwritten checkpoint
+  training.snapshot_sampling = True
+  training.max_minutes = 0.0  # > 0: stop (with a checkpoint) after this wall time
+
+  config.optim = optim = ml_collections.ConfigDict()
+  optim.optimizer = 'adam'
+  optim.lr = 2e-4
+  optim.beta1 = 0.9
+  optim.eps = 1e-8
+  optim.weight_decay = 0.0
+  optim.warmup = 5000
+  optim.grad_clip = 1.0  # global-norm clipping; <= 0 disables it
+
+  config.sampling = sampling = ml_collections.ConfigDict()
+  sampling.method = 'pc'  # 'pc' or 'ode'
+  sampling.predictor = 'reverse_diffusion'
+  sampling.corrector = 'langevin'
+  sampling.snr = 0.16
+  sampling.n_steps_each = 1
+  sampling.probability_flow = False
+  sampling.noise_removal = True
+  sampling.eps = 1e-3
+  sampling.ode_method = 'dopri5'
+  sampling.rtol = 1e-5
+  sampling.atol = 1e-5
+  sampling.batch_size = 64  # samples per PNG grid and per sampling call
+  sampling.num_samples = 64  # --mode sample
+
+  config.eval = evaluate = ml_collections.ConfigDict()
+  evaluate.begin_ckpt = 0  # 0: the latest checkpoint only
+  evaluate.end_ckpt = 0
+  evaluate.batch_size = 256
+  evaluate.enable_loss = True
+  evaluate.enable_bpd = True
+  evaluate.bpd_dataset = 'test'
+  evaluate.bpd_estimator = 'rademacher'
+  evaluate.enable_sampling = True
+  evaluate.num_samples = 512
+  evaluate.inception_weights = ''  # local .npz of the FID Inception network
+  return config

@@ -1,0 +1,28 @@
+"""NCSN++ on CIFAR-10 with the VE SDE, trained on its 1000 discrete levels (SMLD).
+
+62,693,251 parameters. Song et al.'s score_sde: configs/ve/cifar10_ncsnpp.py
+
+  python main.py --config configs/ve/cifar10_ncsnpp.py \
+      --workdir workdir/ve/cifar10_ncsnpp --mode train
+"""
+
+import ml_collections
+
+from configs import datasets, networks
+from configs.default import get_default_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = get_default_config()
+  datasets.cifar10(config)
+  networks.ncsnpp(config.model)
+  config.model.embedding_type = 'positional'
+  config.model.scale_by_sigma = True
+  config.model.ema_rate = 0.999
+
+  config.sde.name = 'vesde'
+  config.sampling.eps = 1e-5  # score_sde samples VE down to t = 1e-5 (VP, sub-VP: 1e-3)
+  config.training.continuous = False
+  config.sampling.predictor = 'reverse_diffusion'
+  config.sampling.corrector = 'langevin'
+  return config

@@ -1,0 +1,620 @@
+"""The side effects of scorelab: build from a config, train, evaluate, sample, write files.
+
+Everything here reads the ConfigDict; everything it calls (`sde_lib`, `models`)
+takes explicit arguments.
+"""
+
+import dataclasses
+import functools
+import json
+import pathlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import tensorboardX
+import tqdm
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+from PIL import Image
+
+import evaluation
+import input_pipeline
+import models
+import sde_lib
+
+
+def create_sde(config: ml_collections.ConfigDict) -> sde_lib.SDE:
+  """The SDE named by config.sde, with only the hyperparameters that SDE has."""
+  cls = sde_lib.SDES.get(config.sde.name)
+  if cls is None:
+    raise ValueError(f'unknown sde {config.sde.name!r}; known: {sorted(sde_lib.SDES)}')
+  fields = {f.name for f in dataclasses.fields(cls)}
+  return cls(**{k: v for k, v in config.sde.items() if k in fields})
+
+
+def create_model(config: ml_collections.ConfigDict) -> nn.Module:
+  """The network named by config.model.name, given the config.model keys it has."""
+  cls = models.get_model(config.model.name)
+  options = {f.name for f in dataclasses.fields(cls)} - {'parent', 'name'}
+  kwargs = {k: v for k, v in config.model.items() if k in options}
+  kwargs['centered'] = config.data.centered
+  if 'num_classes' in options:
+    kwargs['num_classes'] = config.model.num_classes or None
+  return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
+
+
+class JobError(Exception):
+  """A failure of the job that deserves one line, not a traceback (main.py prints it)."""
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything training updates: one pytree, checkpointed and donated as a whole."""
+
+  step: jax.Array
+  params: Any
+  ema_params: Any
+  opt_state: Any
+
+
+def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Adam with linear warmup from 0 and global-norm gradient clipping, as in Song et al."""
+  optim = config.optim
+  if optim.optimizer != 'adam':
+    raise ValueError(f"unknown optimizer {optim.optimizer!r}; known: ['adam']")
+  lr = optax.linear_schedule(0.0, optim.lr, optim.warmup) if optim.warmup > 0 else optim.lr
+  adam = (optax.adamw(lr, b1=optim.beta1, eps=optim.eps, weight_decay=optim.weight_decay)
+          if optim.weight_decay > 0 else optax.adam(lr, b1=optim.beta1, eps=optim.eps))
+  if optim.grad_clip > 0:
+    return optax.chain(optax.clip_by_global_norm(optim.grad_clip), adam)
+  return adam
+
+
+LossFn = Callable[[jax.Array, sde_lib.ScoreFn, jax.Array], jax.Array]
+
+
+def create_loss_fn(config: ml_collections.ConfigDict, sde: sde_lib.SDE) -> LossFn:
+  """loss(rng, score_fn, images): continuous DSM, or DDPM's (VP) / SMLD's (VE) discrete loss."""
+  training = config.training
+  if training.continuous:
+    return functools.partial(sde_lib.losses.dsm_loss, sde=sde, reduce_mean=training.reduce_mean,
+                             likelihood_weighting=training.likelihood_weighting)
+  if training.likelihood_weighting:
+    raise ValueError('likelihood_weighting needs training.continuous=True')
+  if isinstance(sde, sde_lib.VPSDE):
+    return functools.partial(sde_lib.losses.ddpm_loss, sde=sde, reduce_mean=training.reduce_mean)
+  if isinstance(sde, sde_lib.VESDE):
+    return functools.partial(sde_lib.losses.smld_loss, sde=sde, reduce_mean=training.reduce_mean)
+  raise ValueError(f'discrete training (training.continuous=False) exists for vpsde (DDPM) and '
+                   f'vesde (SMLD), not {config.sde.name!r}')
+
+
+def make_train_step(model: nn.Module, sde: sde_lib.SDE, loss_fn: LossFn,
+                    optimizer: optax.GradientTransformation, *, continuous: bool,
+                    ema_rate: float) -> Callable:
+  """The pure step train_step(state, images, rng) -> (state, metrics)."""
+
+  def train_step(state: TrainState, images: jax.Array, rng: jax.Array):
+    dropout_rng, loss_rng = jax.random.split(rng)
+
+    def loss_of(params):
+      score_fn = models.get_score_fn(sde, model, params, continuous=continuous, train=True,
+                                     rng=dropout_rng)
+      return loss_fn(loss_rng, score_fn, images)
+
+    loss, grads = jax.value_and_grad(loss_of)(state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    ema_params = jax.tree.map(lambda e, p: ema_rate * e + (1.0 - ema_rate) * p,
+                              state.ema_params, params)
+    metrics = {'loss': loss, 'grad_norm': optax.global_norm(grads)}
+    return TrainState(state.step + 1, params, ema_params, opt_state), metrics
+
+  return train_step
+
+
+def make_multi_step(train_step: Callable) -> Callable:
+  """Runs train_step over a leading axis of batches and keys [k, ...].
+
+  k > 1 uses lax.scan, which saves dispatches on accelerators; k = 1 calls the
+  step directly, since XLA:CPU runs convolutions ~7x slower inside a loop body.
+  """
+
+  def multi_step(state, images, rngs):
+    if images.shape[0] == 1:
+      return train_step(state, images[0], rngs[0])
+    return jax.lax.scan(lambda state, inputs: train_step(state, *inputs), state, (images, rngs))
+
+  return multi_step
+
+
+def create_mesh() -> Mesh:
+  """A 1-D 'data' mesh over every device of every host."""
+  return jax.make_mesh((jax.device_count(),), ('data',), axis_types=(AxisType.Auto,))
+
+
+def init_state(config: ml_collections.ConfigDict, model: nn.Module,
+               optimizer: optax.GradientTransformation, sharding: NamedSharding) -> TrainState:
+  """Fresh parameters (EMA starts equal to them) and optimiser state, replicated."""
+  size, channels = config.data.image_size, config.data.num_channels
+
+  def init():
+    # RBG keys compile a network's init several times faster than threefry on
+    # CPU; training randomness stays threefry (independent of the device count).
+    key = jax.random.key(config.seed, impl='rbg')
+    params = model.init(key, jnp.zeros((1, size, size, channels)), jnp.ones((1,)))['params']
+    return TrainState(jnp.zeros((), jnp.int32), params, params, optimizer.init(params))
+
+  return jax.jit(init, out_shardings=sharding)()
+
+
+def replicated_abstract(tree: Any, sharding: NamedSharding) -> Any:
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+
+
+def checkpoint_manager(workdir: pathlib.Path, config: ml_collections.ConfigDict
+                       ) -> ocp.CheckpointManager:
+  """Checkpoints in workdir/checkpoints: the latest one, plus every snapshot_freq-th kept.
+
+  The latest is the preemption snapshot, replaced at each save; orbax writes
+  each checkpoint to a temporary directory and renames it when complete, so a
+  kill at any moment leaves the previous one intact.
+  """
+  options = ocp.CheckpointManagerOptions(max_to_keep=1, keep_period=config.training.snapshot_freq,
+                                         create=True)
+  return ocp.CheckpointManager(workdir / 'checkpoints', options=options)
+
+
+def restore_checkpoint(manager: ocp.CheckpointManager, abstract_state: TrainState,
+                       step: int | None = None) -> TrainState | None:
+  """The checkpoint at `step` (default: the latest), or None if there is none."""
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    return None
+  where = f'checkpoint {step} in {manager.directory}'
+  try:
+    state = manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+  except FileNotFoundError:
+    raise JobError(f'{where} does not exist; have: {list(manager.all_steps())}') from None
+  except Exception as e:  # orbax raises many kinds for corrupt or foreign files
+    first_line = str(e).strip().splitlines()[0] if str(e).strip() else ''
+    raise JobError(f'cannot restore {where}: {type(e).__name__}: {first_line[:300]}') from None
+  expected = jax.tree.map(lambda x: (x.shape, x.dtype), abstract_state)
+  found = jax.tree.map(lambda x: (x.shape, x.dtype), state)
+  if jax.tree.structure(expected) != jax.tree.structure(found) or expected != found:
+    raise JobError(f'{where} does not match the configured model (different architecture?)')
+  return state
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+  """Whether a multiple of `every` lies in (before, after]."""
+  return every > 0 and after // every > before // every
+
+
+def to_uint8_images(x: jax.Array, centered: bool) -> np.ndarray:
+  """Model-space images [N, H, W, C] -> uint8, undoing the data scaling."""
+  x = np.asarray(x, np.float32)
+  x = (x + 1.0) / 2.0 if centered else x
+  return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.ndarray:
+  """uint8 [N, H, W, C] -> one [rows * (H + pad) + pad, ..., C] image, tiles on a gray border."""
+  n, h, w, c = images.shape
+  columns = columns or int(np.ceil(np.sqrt(n)))
+  rows = int(np.ceil(n / columns))
+  grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 128, np.uint8)
+  for i, image in enumerate(images):
+    r, col = divmod(i, columns)
+    grid[pad + r * (h + pad):pad + r * (h + pad) + h,
+         pad + col * (w + pad):pad + col * (w + pad) + w] = image
+  return grid
+
+
+def save_png(path: pathlib.Path, image: np.ndarray, scale: int = 1) -> None:
+  picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+  if scale > 1:  # tiny images (8x8 digits) are unreadable at 1:1
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  picture.save(path)
+
+
+def create_sampler(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
+                   shape: tuple[int, ...]) -> Callable:
+  """sample(rng, score_fn) -> (x, nfe) as configured in config.sampling."""
+  s = config.sampling
+  if s.method == 'pc':
+    return lambda rng, score_fn: sde_lib.sampling.pc_sample(
+        rng, sde, score_fn, shape, predictor=s.predictor, corrector=s.corrector, snr=s.snr,
+        n_steps=s.n_steps_each, probability_flow=s.probability_flow, denoise=s.noise_removal,
+        eps=s.eps)
+  if s.method == 'ode':
+    return lambda rng, score_fn: sde_lib.sampling.ode_sample(
+        rng, sde, score_fn, shape, rtol=s.rtol, atol=s.atol, method=s.ode_method, eps=s.eps,
+        denoise=s.noise_removal)
+  raise ValueError(f"unknown sampling method {s.method!r}; known: ['ode', 'pc']")
+
+
+class _Log:
+  """Scalars to TensorBoard and workdir/log.jsonl (process 0), and a progress bar."""
+
+  def __init__(self, workdir: pathlib.Path, start: int, total: int):
+    self.main = jax.process_index() == 0
+    self.bar = tqdm.tqdm(initial=start, total=total, disable=not self.main, unit='step',
+                         dynamic_ncols=True)
+    self.writer = tensorboardX.SummaryWriter(str(workdir / 'tensorboard')) if self.main else None
+    self.jsonl = open(workdir / 'log.jsonl', 'a') if self.main else None
+
+  def scalars(self, step: int, values: dict[str, float]) -> None:
+    if not self.main:
+      return
+    for key, value in values.items():
+      self.writer.add_scalar(key, value, step)
+    self.jsonl.write(json.dumps({'step': step, **values}) + '\n')
+    self.jsonl.flush()
+    self.bar.set_postfix({k: f'{v:.4g}' for k, v in values.items() if k in ('loss',)})
+
+  def close(self) -> None:
+    self.bar.close()
+    if self.main:
+      self.writer.close()
+      self.jsonl.close()
+
+
+def _make_workdir(workdir: str) -> pathlib.Path:
+  path = pathlib.Path(workdir)
+  try:
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / '.writable'
+    probe.write_text('')
+    probe.unlink()
+  except OSError as e:
+    raise JobError(f'workdir {workdir!r} is not writable: {e.strerror or e}') from None
+  return path
+
+
+def _data_dir(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> str | None:
+  if config.data.data_dir:
+    return config.data.data_dir
+  return str(workdir / 'data') if config.data.dataset == 'digits' else None
+
+
+def create_dataset(config: ml_collections.ConfigDict, workdir: pathlib.Path, split: str,
+                   batch_size: int):
+  """The configured dataset split, sharded over hosts, deterministic in (seed, step)."""
+  data = config.data
+  return input_pipeline.get_dataset(
+      data.dataset, split, data_dir=_data_dir(config, workdir), image_size=data.image_size,
+      centered=data.centered, random_flip=data.random_flip and split == 'train',
+      uniform_dequantization=data.uniform_dequantization and split == 'train',
+      global_batch_size=batch_size, seed=config.seed, process_index=jax.process_index(),
+      process_count=jax.process_count(), download=data.download)
+
+
+class _Job:
+  """What train/eval/sample share: SDE, network, optimiser, mesh and checkpoints."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    self.config = config
+    self.workdir = _make_workdir(workdir)
+    self.sde = create_sde(config)
+    self.model = create_model(config)
+    self.optimizer = create_optimizer(config)
+    self.mesh = create_mesh()
+    self.replicated = NamedSharding(self.mesh, P())
+    self.manager = checkpoint_manager(self.workdir, config)
+    self.image_shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
+
+  def abstract_state(self) -> TrainState:
+    shapes = jax.eval_shape(lambda: init_state(self.config, self.model, self.optimizer,
+                                               self.replicated))
+    return replicated_abstract(shapes, self.replicated)
+
+  def restore(self, step: int | None = None) -> TrainState | None:
+    return restore_checkpoint(self.manager, self.abstract_state(), step)
+
+  @functools.cache
+  def _sampler(self, n: int) -> Callable:
+    sampler = create_sampler(self.config, self.sde, (n,) + self.image_shape)
+
+    @jax.jit
+    def run(params, rng):
+      score_fn = models.get_score_fn(self.sde, self.model, params,
+                                     continuous=self.config.training.continuous)
+      return sampler(rng, score_fn)
+
+    return run
+
+  def sample(self, params: Any, rng: jax.Array, n: int) -> tuple[np.ndarray, int]:
+    """n images (uint8) drawn with the configured sampler from the given parameters."""
+    x, nfe = self._sampler(n)(params, rng)
+    return to_uint8_images(x, self.config.data.centered), int(nfe)
+
+
+def _check_finite(step: int, metrics: dict[str, float]) -> None:
+  bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
+  if bad:
+    raise JobError(f'non-finite {", ".join(f"{k}={v}" for k, v in bad.items())} at step {step}; '
+                   'training stopped, the last checkpoint is the last finite state')
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains until config.training.n_iters (or max_minutes), resuming from the latest checkpoint.
+
+  Returns:
+    The final state.
+  """
+  job = _Job(config, workdir)
+  training = config.training
+  if training.batch_size % jax.device_count():
+    raise ValueError(f'training.batch_size={training.batch_size} must be divisible by the '
+                     f'{jax.device_count()} devices')
+  train_data = create_dataset(config, job.workdir, 'train', training.batch_size)
+  test_data = create_dataset(config, job.workdir, 'test', training.batch_size)
+  if jax.process_index() == 0:
+    (job.workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
+
+  state = job.restore()
+  if state is None:
+    state = init_state(config, job.model, job.optimizer, job.replicated)
+  start = int(state.step)
+
+  train_step = make_train_step(job.model, job.sde, create_loss_fn(config, job.sde),
+                               job.optimizer, continuous=training.continuous,
+                               ema_rate=config.model.ema_rate)
+  batch_sharding = NamedSharding(job.mesh, P(None, 'data'))
+  step_fn = jax.jit(make_multi_step(train_step), donate_argnums=0,
+                    in_shardings=(job.replicated, batch_sharding, job.replicated),
+                    out_shardings=(job.replicated, job.replicated))
+  loss_fn = create_loss_fn(config, job.sde)
+
+  @functools.partial(jax.jit, in_shardings=(job.replicated, NamedSharding(job.mesh, P('data')),
+                                            job.replicated))
+  def test_loss(params, images, rng):
+    score_fn = models.get_score_fn(job.sde, job.model, params, continuous=training.continuous)
+    return loss_fn(rng, score_fn, images)
+
+  train_key, test_key, sample_key = (jax.random.fold_in(jax.random.key(config.seed), i)
+                                     for i in range(3))
+  log = _Log(job.workdir, start, training.n_iters)
+  started = time.monotonic()
+  pending = []  # (last step of a chunk, its metrics on device), checked at logging steps
+
+  def flush() -> None:
+    for step, metrics in jax.device_get(pending):
+      values = {k: float(np.mean(v)) for k, v in metrics.items()}
+      _check_finite(step, values)
+    if pending:
+      log.scalars(pending[-1][0], values)
+    pending.clear()
+
+  def save(step: int, state: TrainState) -> None:
+    flush()
+    finite = jax.tree.reduce(lambda a, b: a & b,
+                             jax.tree.map(lambda p: jnp.all(jnp.isfinite(p)), state.params))
+    if not bool(finite):
+      raise JobError(f'non-finite parameters at step {step}; not saved, training stopped')
+    job.manager.save(step, args=ocp.args.StandardSave(state))
+
+  step = start
+  try:
+    while step < training.n_iters:
+      chunk = min(training.n_jitted_steps, training.n_iters - step)
+      steps = range(step, step + chunk)
+      local = np.stack([train_data.batch(s)['image'] for s in steps])
+      images = jax.make_array_from_process_local_data(batch_sharding, local)
+      rngs = jnp.stack([jax.random.fold_in(train_key, s) for s in steps])
+      state, metrics = step_fn(state, images, rngs)
+      before, step = step, step + chunk
+      pending.append((step, metrics))
+      log.bar.update(chunk)
+      out_of_time = (training.max_minutes > 0
+                     and time.monotonic() - started > 60 * training.max_minutes)
+      if _crossed(before, step, training.log_freq) or step == training.n_iters or out_of_time:
+        flush()
+      if _crossed(before, step, training.eval_freq):
+        test_images = jax.make_array_from_process_local_data(
+            NamedSharding(job.mesh, P('data')), test_data.batch(step)['image'])
+        loss = float(test_loss(state.params, test_images, jax.random.fold_in(test_key, step)))
+        _check_finite(step, {'test_loss': loss})
+        log.scalars(step, {'test_loss': loss})
+      snapshot = _crossed(before, step, training.snapshot_freq)
+      if (snapshot or _crossed(before, step, training.snapshot_freq_for_preemption)
+          or step == training.n_iters or out_of_time):
+        save(step, state)
+      if snapshot and training.snapshot_sampling and jax.process_index() == 0:
+        images, _ = job.sample(state.ema_params, jax.random.fold_in(sample_key, step),
+                               config.sampling.batch_size)
+        save_png(job.workdir / 'samples' / f'step_{step:08d}.png', image_grid(images),
+                 scale=max(1, 128 // config.data.image_size))
+      if out_of_time:
+        break
+  finally:
+    job.manager.wait_until_finished()
+    log.close()
+  return state
+
+
+def _require_state(job: _Job) -> TrainState:
+  state = job.restore()
+  if state is None:
+    raise JobError(f'no checkpoint in {job.workdir / "checkpoints"}; run --mode train first')
+  return state
+
+
+def sample(config: ml_collections.ConfigDict, workdir: str) -> np.ndarray:
+  """Draws config.sampling.num_samples images from the latest checkpoint's EMA parameters.
+
+  Writes workdir/samples/samples_<step>.npz (uint8 images [N, H, W, C]) and a PNG grid.
+
+  Returns:
+    The images.
+  """
+  job = _Job(config, workdir)
+  state = _require_state(job)
+  step = int(state.step)
+  n, batch = config.sampling.num_samples, config.sampling.batch_size
+  key = jax.random.fold_in(jax.random.key(config.seed), 10_000 + step)
+  chunks, nfe = [], 0
+  for i in tqdm.trange(-(-n // batch), desc='sampling', disable=jax.process_index() != 0):
+    images, nfe = job.sample(state.ema_params, jax.random.fold_in(key, i), batch)
+    chunks.append(images)
+  images = np.concatenate(chunks)[:n]
+  if jax.process_index() == 0:
+    out = job.workdir / 'samples'
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / f'samples_{step:08d}.npz', images=images)
+    save_png(out / f'samples_{step:08d}.png', image_grid(images),
+             scale=max(1, 128 // config.data.image_size))
+    print(f'{n} samples ({nfe} score evaluations each) from step {step}: '
+          f'{out / f"samples_{step:08d}.npz"}, {out / f"samples_{step:08d}.png"}')
+  return images
+
+
+def _eval_steps(job: _Job) -> list[int]:
+  """The checkpoints to evaluate: the latest, or the kept ones in [begin_ckpt, end_ckpt]."""
+  ev = job.config.eval
+  steps = sorted(job.manager.all_steps())
+  if not steps:
+    raise JobError(f'no checkpoint in {job.workdir / "checkpoints"}; run --mode train first')
+  if ev.begin_ckpt <= 0:
+    return steps[-1:]
+  chosen = [s for s in steps if ev.begin_ckpt <= s <= (ev.end_ckpt or s)]
+  if not chosen:
+    raise JobError(f'no checkpoint between eval.begin_ckpt={ev.begin_ckpt} and '
+                   f'eval.end_ckpt={ev.end_ckpt}; have: {steps}')
+  return chosen
+
+
+def _to_pixels(images: np.ndarray, centered: bool) -> np.ndarray:
+  """Model-space images back to their 8-bit pixel values (float, exact integers)."""
+  return np.round(((images + 1.0) / 2.0 if centered else images) * 255.0)
+
+
+def _digits_metrics(job: _Job, samples: np.ndarray) -> dict[str, float]:
+  """FD/KID/IS of uint8 digit samples in a digit classifier's feature space.
+
+  The classifier is trained deterministically on the training split
+  (`evaluation.train_digits_classifier`) and cached in workdir/eval.
+  """
+  cache = job.workdir / 'eval' / 'digits_classifier.npz'
+  train = create_dataset(job.config, job.workdir, 'train', job.config.eval.batch_size)
+  if cache.exists():
+    params = flax.serialization.msgpack_restore(cache.read_bytes())
+  else:
+    images, labels = _whole_split(train, job.config)
+    params = evaluation.train_digits_classifier(images, labels, seed=job.config.seed)
+    cache.write_bytes(flax.serialization.msgpack_serialize(jax.device_get(params)))
+  test = create_dataset(job.config, job.workdir, 'test', job.config.eval.batch_size)
+  real, _ = _whole_split(test, job.config)
+  real_features, _ = evaluation.digits_features(params, real)
+  fake_features, fake_logits = evaluation.digits_features(params, samples / 255.0)
+  return evaluation.feature_metrics(real_features, fake_features, fake_logits,
+                                    seed=job.config.seed)
+
+
+def _whole_split(data, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
+  """All images of this host's share of a split, in [0, 1], and their labels."""
+  images, labels = [], []
+  for batch in data.epoch(config.eval.batch_size):
+    images.append(batch['image'][batch['mask']])
+    labels.append(batch['label'][batch['mask']])
+  images = np.concatenate(images)
+  return _to_pixels(images, config.data.centered) / 255.0, np.concatenate(labels)
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[int, dict[str, float]]:
+  """Test loss, bits/dim and sample quality of chosen checkpoints, into workdir/eval/*.json.
+
+  A checkpoint whose JSON exists is skipped, so a preempted evaluation resumes.
+
+  Returns:
+    {step: metrics}.
+  """
+  job = _Job(config, workdir)
+  ev = config.eval
+  out = job.workdir / 'eval'
+  out.mkdir(parents=True, exist_ok=True)
+  loss_fn = create_loss_fn(config, job.sde)
+  continuous = config.training.continuous
+  key = jax.random.fold_in(jax.random.key(config.seed), 20_000)
+  results = {}
+  for step in _eval_steps(job):
+    path = out / f'step_{step:08d}.json'
+    if path.exists():
+      results[step] = json.loads(path.read_text())
+      continue
+    state = job.restore(step)
+    metrics: dict[str, float] = {}
+    test = create_dataset(config, job.workdir, ev.bpd_dataset, ev.batch_size)
+
+    @jax.jit
+    def loss_and_bpd(params, images, rng):
+      score_fn = models.get_score_fn(job.sde, job.model, params, continuous=continuous)
+      loss_rng, bpd_rng = jax.random.split(rng)
+      bpd, _, _ = sde_lib.likelihood.bits_per_dim(
+          bpd_rng, job.sde, score_fn, _to_pixels_jnp(images, config.data.centered),
+          estimator=ev.bpd_estimator, n_bits=8, centered=config.data.centered)
+      return loss_fn(loss_rng, score_fn, images), bpd
+
+    losses, bpds = [], []
+    for i, batch in enumerate(tqdm.tqdm(list(test.epoch(ev.batch_size)), desc=f'eval {step}',
+                                        disable=jax.process_index() != 0)):
+      images = batch['image'][batch['mask']]
+      loss, bpd = loss_and_bpd(state.ema_params, images, jax.random.fold_in(key, i))
+      losses.append((float(loss), len(images)))
+      bpds.append(np.asarray(bpd))
+    if ev.enable_loss:
+      metrics['test_loss'] = sum(l * n for l, n in losses) / sum(n for _, n in losses)
+    if ev.enable_bpd:
+      metrics['bpd'] = float(np.mean(np.concatenate(bpds)))
+    if ev.enable_sampling:
+      n, batch = ev.num_samples, config.sampling.batch_size
+      samples = np.concatenate([
+          job.sample(state.ema_params, jax.random.fold_in(key, 100_000 + i), batch)[0]
+          for i in range(-(-n // batch))])[:n]
+      if config.data.dataset == 'digits':
+        metrics.update(_digits_metrics(job, samples))
+      else:
+        metrics.update(_inception_metrics(job, samples))
+      metrics['num_samples'] = n
+    metrics['step'] = step
+    if jax.process_index() == 0:
+      tmp = path.with_suffix('.tmp')
+      tmp.write_text(json.dumps(metrics, indent=2))
+      tmp.rename(path)  # atomic: a preempted evaluation never leaves half a file
+      print(f'step {step}: ' + ', '.join(f'{k}={v:.4g}' for k, v in metrics.items()
+                                          if k != 'step') + f' -> {path}')
+    results[step] = metrics
+  return results
+
+
+def _to_pixels_jnp(images: jax.Array, centered: bool) -> jax.Array:
+  return jnp.round(((images + 1.0) / 2.0 if centered else images) * 255.0)
+
+
+def _inception_metrics(job: _Job, samples: np.ndarray) -> dict[str, float]:
+  """FID/KID/IS with the FID Inception network, from weights at config.eval.inception_weights."""
+  path = job.config.eval.inception_weights
+  if not path:
+    raise JobError('sample-quality metrics need the FID Inception weights: set '
+                   '--config.eval.inception_weights=/path/to/inception.npz (see evaluation.py '
+                   'for converting pytorch-fid\'s file), or --config.eval.enable_sampling=False')
+  variables = evaluation.load_inception_params(path)
+  test = create_dataset(job.config, job.workdir, job.config.eval.bpd_dataset,
+                        job.config.eval.batch_size)
+  real, _ = _whole_split(test, job.config)
+  real_features, _ = evaluation.inception_features(variables, real * 2.0 - 1.0)
+  fake_features, fake_logits = evaluation.inception_features(variables,
+                                                             samples / 127.5 - 1.0)
+  return evaluation.feature_metrics(real_features, fake_features, fake_logits,
+                                    seed=job.config.seed)
