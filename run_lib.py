@@ -114,9 +114,13 @@ def make_train_step(model: nn.Module, sde: sde_lib.SDE, loss_fn: LossFn,
     loss, grads = jax.value_and_grad(loss_of)(state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    ema_params = jax.tree.map(lambda e, p: ema_rate * e + (1.0 - ema_rate) * p,
+    # The EMA's decay warms up as in TF's ExponentialMovingAverage(num_updates):
+    # otherwise short runs sample from an average still weighted toward the
+    # random initialisation (0.999^1000 = 37% of it after 1000 steps).
+    decay = jnp.minimum(ema_rate, (1.0 + state.step) / (10.0 + state.step))
+    ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
                               state.ema_params, params)
-    metrics = {'loss': loss, 'grad_norm': optax.global_norm(grads)}
+    metrics = {'loss': loss, 'grad_norm': optax.tree.norm(grads)}
     return TrainState(state.step + 1, params, ema_params, opt_state), metrics
 
   return train_step
@@ -171,7 +175,13 @@ def checkpoint_manager(workdir: pathlib.Path, config: ml_collections.ConfigDict
   """
   options = ocp.CheckpointManagerOptions(max_to_keep=1, keep_period=config.training.snapshot_freq,
                                          create=True)
-  return ocp.CheckpointManager(workdir / 'checkpoints', options=options)
+  return ocp.CheckpointManager(workdir / 'checkpoints', options=options,
+                               item_handlers=ocp.StandardCheckpointHandler())
+
+
+def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+  return {jax.tree_util.keystr(path): tuple(leaf.shape)
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def restore_checkpoint(manager: ocp.CheckpointManager, abstract_state: TrainState,
@@ -181,17 +191,19 @@ def restore_checkpoint(manager: ocp.CheckpointManager, abstract_state: TrainStat
   if step is None:
     return None
   where = f'checkpoint {step} in {manager.directory}'
+  if step not in manager.all_steps():
+    raise JobError(f'{where} does not exist; have: {list(manager.all_steps())}')
   try:
+    saved = manager.item_metadata(step)
+    saved = saved.tree if hasattr(saved, 'tree') else saved
+    if _shapes(saved['params']) != _shapes(abstract_state.params):
+      raise JobError(f'{where} does not match the configured model (different architecture?)')
     state = manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
-  except FileNotFoundError:
-    raise JobError(f'{where} does not exist; have: {list(manager.all_steps())}') from None
+  except JobError:
+    raise
   except Exception as e:  # orbax raises many kinds for corrupt or foreign files
     first_line = str(e).strip().splitlines()[0] if str(e).strip() else ''
     raise JobError(f'cannot restore {where}: {type(e).__name__}: {first_line[:300]}') from None
-  expected = jax.tree.map(lambda x: (x.shape, x.dtype), abstract_state)
-  found = jax.tree.map(lambda x: (x.shape, x.dtype), state)
-  if jax.tree.structure(expected) != jax.tree.structure(found) or expected != found:
-    raise JobError(f'{where} does not match the configured model (different architecture?)')
   return state
 
 
@@ -242,6 +254,16 @@ def create_sampler(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
         rng, sde, score_fn, shape, rtol=s.rtol, atol=s.atol, method=s.ode_method, eps=s.eps,
         denoise=s.noise_removal)
   raise ValueError(f"unknown sampling method {s.method!r}; known: ['ode', 'pc']")
+
+
+def check_sampling_config(config: ml_collections.ConfigDict) -> None:
+  """Fails now, not at the first snapshot hours later, on unknown sampler names."""
+  s = config.sampling
+  known = {'method': ('pc', 'ode'), 'predictor': sde_lib.sampling.PREDICTORS,
+           'corrector': sde_lib.sampling.CORRECTORS, 'ode_method': sde_lib.sampling.SOLVERS}
+  for key, names in known.items():
+    if s[key] not in names:
+      raise ValueError(f'unknown sampling.{key} {s[key]!r}; known: {sorted(names)}')
 
 
 class _Log:
@@ -313,6 +335,7 @@ class _Job:
     self.replicated = NamedSharding(self.mesh, P())
     self.manager = checkpoint_manager(self.workdir, config)
     self.image_shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
+    check_sampling_config(config)
 
   def abstract_state(self) -> TrainState:
     shapes = jax.eval_shape(lambda: init_state(self.config, self.model, self.optimizer,
@@ -519,7 +542,7 @@ def _digits_metrics(job: _Job, samples: np.ndarray) -> dict[str, float]:
   real_features, _ = evaluation.digits_features(params, real)
   fake_features, fake_logits = evaluation.digits_features(params, samples / 255.0)
   return evaluation.feature_metrics(real_features, fake_features, fake_logits,
-                                    seed=job.config.seed)
+                                    is_splits=min(10, len(samples)), seed=job.config.seed)
 
 
 def _whole_split(data, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
@@ -563,7 +586,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[int, dict[
       loss_rng, bpd_rng = jax.random.split(rng)
       bpd, _, _ = sde_lib.likelihood.bits_per_dim(
           bpd_rng, job.sde, score_fn, _to_pixels_jnp(images, config.data.centered),
-          estimator=ev.bpd_estimator, n_bits=8, centered=config.data.centered)
+          estimator=ev.bpd_estimator, n_bits=8, centered=config.data.centered,
+          rtol=config.sampling.rtol, atol=config.sampling.atol)
       return loss_fn(loss_rng, score_fn, images), bpd
 
     losses, bpds = [], []
@@ -617,4 +641,4 @@ def _inception_metrics(job: _Job, samples: np.ndarray) -> dict[str, float]:
   fake_features, fake_logits = evaluation.inception_features(variables,
                                                              samples / 127.5 - 1.0)
   return evaluation.feature_metrics(real_features, fake_features, fake_logits,
-                                    seed=job.config.seed)
+                                    is_splits=min(10, len(samples)), seed=job.config.seed)

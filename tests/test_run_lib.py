@@ -1,0 +1,202 @@
+"""The job end to end on a tiny digits model: train, eval, sample, resume, devices, bad input."""
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+import input_pipeline
+import run_lib
+from configs.digits import ve as digits_ve
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = 'configs/digits/ve.py:tiny'
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory) -> str:
+  path = tmp_path_factory.mktemp('data')
+  input_pipeline.prepare_digits(path)
+  return str(path)
+
+
+def tiny_config(data_dir: str, **training):
+  config = digits_ve.get_config('tiny')
+  config.data.data_dir = data_dir
+  config.training.update(training)
+  return config
+
+
+def _params(state) -> list[np.ndarray]:
+  return [np.asarray(leaf) for leaf in jax.tree.leaves(state.params)]
+
+
+def _losses(workdir: pathlib.Path) -> dict[int, float]:
+  lines = [json.loads(line) for line in (workdir / 'log.jsonl').read_text().splitlines()]
+  return {line['step']: line['loss'] for line in lines if 'loss' in line}
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory, data_dir):
+  """An uninterrupted 6-step run: (workdir, final state)."""
+  workdir = tmp_path_factory.mktemp('reference')
+  state = run_lib.train(tiny_config(data_dir, n_iters=6), str(workdir))
+  return workdir, state
+
+
+def run_main(workdir, *overrides, devices=4, config=TINY, timeout=300):
+  env = {**os.environ, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
+  command = [sys.executable, 'main.py', f'--config={config}', f'--workdir={workdir}', *overrides]
+  return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                        timeout=timeout)
+
+
+def test_train_writes_checkpoints_logs_and_sample_grids(reference):
+  workdir, state = reference
+  assert int(state.step) == 6
+  assert sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit()) == [
+      2, 4, 6]
+  assert sorted(_losses(workdir)) == [1, 2, 3, 4, 5, 6]
+  assert list((workdir / 'tensorboard').glob('events.out.tfevents.*'))
+  assert (workdir / 'samples' / 'step_00000006.png').exists()
+  assert json.loads((workdir / 'config.json').read_text())['training']['n_iters'] == 6
+
+
+def test_sample_and_eval_from_the_checkpoint(reference, data_dir):
+  workdir, _ = reference
+  config = tiny_config(data_dir, n_iters=6)
+  images = run_lib.sample(config, str(workdir))
+  assert images.shape == (4, 8, 8, 1) and images.dtype == np.uint8
+  assert np.load(workdir / 'samples' / 'samples_00000006.npz')['images'].shape == (4, 8, 8, 1)
+  results = run_lib.evaluate(config, str(workdir))
+  metrics = json.loads((workdir / 'eval' / 'step_00000006.json').read_text())
+  assert results[6] == metrics
+  for key in ('test_loss', 'bpd', 'fd', 'kid', 'is'):
+    assert np.isfinite(metrics[key]), key
+  assert metrics['bpd'] > 0
+
+
+def test_resume_gives_bit_identical_parameters(reference, tmp_path, data_dir):
+  run_lib.train(tiny_config(data_dir, n_iters=3), str(tmp_path))
+  resumed = run_lib.train(tiny_config(data_dir, n_iters=6), str(tmp_path))
+  for a, b in zip(_params(resumed), _params(reference[1]), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_kill_9_at_any_moment_then_relaunch_matches_an_uninterrupted_run(reference, tmp_path,
+                                                                       data_dir):
+  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=4'}
+  process = subprocess.Popen(
+      [sys.executable, 'main.py', f'--config={TINY}', f'--workdir={tmp_path}',
+       f'--config.data.data_dir={data_dir}', '--config.training.n_iters=1000'],
+      cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.monotonic() + 240
+  checkpoints = tmp_path / 'checkpoints'
+  while time.monotonic() < deadline and not (checkpoints.exists() and any(
+      p.name.isdigit() and int(p.name) >= 3 for p in checkpoints.iterdir())):
+    time.sleep(0.05)
+  process.send_signal(signal.SIGKILL)  # possibly in the middle of writing a checkpoint
+  process.wait()
+  resumed = run_lib.train(tiny_config(data_dir, n_iters=6), str(tmp_path))
+  for a, b in zip(_params(resumed), _params(reference[1]), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_one_and_four_devices_give_the_same_losses(reference, tmp_path, data_dir):
+  result = run_main(tmp_path, f'--config.data.data_dir={data_dir}', '--config.training.n_iters=6',
+                    devices=1)
+  assert result.returncode == 0, result.stderr[-2000:]
+  one, four = _losses(tmp_path), _losses(reference[0])
+  assert sorted(one) == sorted(four)
+  np.testing.assert_allclose([one[s] for s in sorted(one)], [four[s] for s in sorted(four)],
+                             rtol=1e-5)
+
+
+def _error_line(result) -> str:
+  assert result.returncode != 0
+  lines = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
+  assert len(lines) == 1, result.stderr[-3000:]
+  return lines[0]
+
+
+@pytest.mark.parametrize('override, message', [
+    ('--config.sde.name=ddim', "unknown sde 'ddim'"),
+    ('--config.model.name=unet', "unknown model 'unet'"),
+    ('--config.sampling.predictor=heun', "unknown sampling.predictor 'heun'"),
+    ('--config.data.dataset=cifar10', 'cifar10'),
+])
+def test_bad_names_and_missing_data_fail_with_one_line(tmp_path, data_dir, override, message):
+  start = time.monotonic()
+  result = run_main(tmp_path / 'work', f'--config.data.data_dir={tmp_path / "empty"}'
+                    if 'dataset' in override else f'--config.data.data_dir={data_dir}', override)
+  assert message in _error_line(result)
+  assert time.monotonic() - start < 60  # never the 200 s tfds network retry
+
+
+@pytest.mark.parametrize('override, message', [
+    ('--config.training.batchsize=8', 'batchsize'),
+    ('--config.training.batch_size=eight', 'batch_size'),
+])
+def test_unknown_config_keys_and_wrong_types_fail(tmp_path, override, message):
+  result = run_main(tmp_path, override)
+  assert result.returncode != 0 and message in result.stderr
+
+
+def test_unwritable_workdir_fails_with_one_line(tmp_path):
+  blocker = tmp_path / 'file'
+  blocker.write_text('not a directory')
+  assert 'not writable' in _error_line(run_main(blocker / 'workdir'))
+
+
+def _snapshot(workdir: pathlib.Path) -> dict[str, bytes]:
+  return {str(p.relative_to(workdir)): p.read_bytes()
+          for p in sorted((workdir / 'checkpoints').rglob('*')) if p.is_file()}
+
+
+@pytest.fixture
+def trained_copy(reference, tmp_path) -> pathlib.Path:
+  workdir = tmp_path / 'copy'
+  shutil.copytree(reference[0], workdir)
+  return workdir
+
+
+def test_mismatched_checkpoint_fails_and_is_left_intact(trained_copy, data_dir):
+  before = _snapshot(trained_copy)
+  result = run_main(trained_copy, f'--config.data.data_dir={data_dir}', '--config.model.nf=16',
+                    '--mode=sample')
+  assert 'does not match the configured model' in _error_line(result)
+  assert _snapshot(trained_copy) == before
+
+
+def test_corrupt_checkpoint_fails_and_is_left_intact(trained_copy, data_dir):
+  latest = trained_copy / 'checkpoints' / '6'
+  for path in latest.rglob('*'):
+    if path.is_file() and path.stat().st_size > 64 and 'ocdbt' in str(path):
+      path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+  before = _snapshot(trained_copy)
+  result = run_main(trained_copy, f'--config.data.data_dir={data_dir}', '--mode=sample')
+  assert 'cannot restore checkpoint 6' in _error_line(result)
+  assert _snapshot(trained_copy) == before
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
+    trained_copy, data_dir):
+  result = run_main(trained_copy, f'--config.data.data_dir={data_dir}',
+                    '--config.training.n_iters=30', '--config.optim.lr=1e30')
+  line = _error_line(result)
+  assert 'non-finite' in line and 'at step' in line
+  steps = sorted(int(p.name) for p in (trained_copy / 'checkpoints').iterdir()
+                 if p.name.isdigit())
+  config = tiny_config(data_dir)
+  job_state = run_lib.restore_checkpoint(
+      run_lib.checkpoint_manager(trained_copy, config),
+      run_lib._Job(config, str(trained_copy)).abstract_state(), steps[-1])
+  assert all(np.all(np.isfinite(p)) for p in _params(job_state))
