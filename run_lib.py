@@ -336,6 +336,7 @@ class _Job:
     self.manager = checkpoint_manager(self.workdir, config)
     self.image_shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
     check_sampling_config(config)
+    self._samplers: dict[int, Callable] = {}
 
   def abstract_state(self) -> TrainState:
     shapes = jax.eval_shape(lambda: init_state(self.config, self.model, self.optimizer,
@@ -345,17 +346,19 @@ class _Job:
   def restore(self, step: int | None = None) -> TrainState | None:
     return restore_checkpoint(self.manager, self.abstract_state(), step)
 
-  @functools.cache
   def _sampler(self, n: int) -> Callable:
-    sampler = create_sampler(self.config, self.sde, (n,) + self.image_shape)
+    """The jitted sampler of n images, compiled once per job and size."""
+    if n not in self._samplers:
+      sampler = create_sampler(self.config, self.sde, (n,) + self.image_shape)
 
-    @jax.jit
-    def run(params, rng):
-      score_fn = models.get_score_fn(self.sde, self.model, params,
-                                     continuous=self.config.training.continuous)
-      return sampler(rng, score_fn)
+      @jax.jit
+      def run(params, rng):
+        score_fn = models.get_score_fn(self.sde, self.model, params,
+                                       continuous=self.config.training.continuous)
+        return sampler(rng, score_fn)
 
-    return run
+      self._samplers[n] = run
+    return self._samplers[n]
 
   def sample(self, params: Any, rng: jax.Array, n: int) -> tuple[np.ndarray, int]:
     """n images (uint8) drawn with the configured sampler from the given parameters."""
@@ -464,6 +467,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   finally:
     job.manager.wait_until_finished()
     log.close()
+  if jax.process_index() == 0:
+    w = job.workdir
+    print(f'trained to step {step}: checkpoints {w / "checkpoints"}, log {w / "log.jsonl"}, '
+          f'TensorBoard {w / "tensorboard"}, sample grids {w / "samples"}')
   return state
 
 
@@ -518,9 +525,9 @@ def _eval_steps(job: _Job) -> list[int]:
   return chosen
 
 
-def _to_pixels(images: np.ndarray, centered: bool) -> np.ndarray:
-  """Model-space images back to their 8-bit pixel values (float, exact integers)."""
-  return np.round(((images + 1.0) / 2.0 if centered else images) * 255.0)
+def _to_unit_range(images: jax.Array, centered: bool) -> jax.Array:
+  """Model-space images back to [0, 1]."""
+  return (images + 1.0) / 2.0 if centered else images
 
 
 def _digits_metrics(job: _Job, samples: np.ndarray) -> dict[str, float]:
@@ -552,7 +559,7 @@ def _whole_split(data, config: ml_collections.ConfigDict) -> tuple[np.ndarray, n
     images.append(batch['image'][batch['mask']])
     labels.append(batch['label'][batch['mask']])
   images = np.concatenate(images)
-  return _to_pixels(images, config.data.centered) / 255.0, np.concatenate(labels)
+  return np.asarray(_to_unit_range(images, config.data.centered)), np.concatenate(labels)
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[int, dict[str, float]]:
@@ -585,7 +592,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[int, dict[
       score_fn = models.get_score_fn(job.sde, job.model, params, continuous=continuous)
       loss_rng, bpd_rng = jax.random.split(rng)
       bpd, _, _ = sde_lib.likelihood.bits_per_dim(
-          bpd_rng, job.sde, score_fn, _to_pixels_jnp(images, config.data.centered),
+          bpd_rng, job.sde, score_fn,
+          jnp.round(_to_unit_range(images, config.data.centered) * 255.0),
           estimator=ev.bpd_estimator, n_bits=8, centered=config.data.centered,
           rtol=config.sampling.rtol, atol=config.sampling.atol)
       return loss_fn(loss_rng, score_fn, images), bpd
@@ -620,10 +628,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[int, dict[
                                           if k != 'step') + f' -> {path}')
     results[step] = metrics
   return results
-
-
-def _to_pixels_jnp(images: jax.Array, centered: bool) -> jax.Array:
-  return jnp.round(((images + 1.0) / 2.0 if centered else images) * 255.0)
 
 
 def _inception_metrics(job: _Job, samples: np.ndarray) -> dict[str, float]:
