@@ -6,9 +6,10 @@ Modules: `sde` (forward SDEs, reverse SDE, probability-flow ODE), `losses`,
 """
 
 from sde_lib import likelihood, losses, sampling, toy, utils
-from sde_lib.sde import SDE, SDES, ReverseSDE, ScoreFn, SubVPSDE, VESDE, VPSDE, get_sde, reverse
+from sde_lib.sde import (SDE, SDES, VESDE, VPSDE, ReverseSDE, ScoreFn, SubVPSDE, denoiser,
+                         get_sde, reverse)
 
 __all__ = [
-    'SDE', 'SDES', 'ReverseSDE', 'ScoreFn', 'SubVPSDE', 'VESDE', 'VPSDE', 'get_sde',
+    'SDE', 'SDES', 'VESDE', 'VPSDE', 'ReverseSDE', 'ScoreFn', 'SubVPSDE', 'denoiser', 'get_sde',
     'likelihood', 'losses', 'reverse', 'sampling', 'toy', 'utils',
 ]

@@ -1,6 +1,7 @@
 """Denoising score-matching losses: continuous (Song et al. 2021), DDPM and SMLD.
 
-Each loss is `loss(rng, score_fn, batch, *, sde, ...) -> scalar`, pure and
+Each loss is `loss(rng, score_fn, batch, *, sde, ..., weights=None) -> scalar`,
+the batch mean (weighted by `weights` [B] if given, e.g. 0 on padding), pure and
 differentiable. Training differentiates through a score function that closes
 over the parameters:
 `jax.grad(lambda p: dsm_loss(rng, make_score_fn(p), batch, sde=sde))(params)`.
@@ -20,9 +21,15 @@ def _reduce(losses: jax.Array, reduce_mean: bool) -> jax.Array:
   return jnp.mean(flat, axis=-1) if reduce_mean else jnp.sum(flat, axis=-1)
 
 
+def _batch_mean(losses: jax.Array, weights: jax.Array | None) -> jax.Array:
+  if weights is None:
+    return jnp.mean(losses)
+  return jnp.sum(weights * losses) / jnp.sum(weights)
+
+
 def dsm_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: SDE,
              reduce_mean: bool = True, likelihood_weighting: bool = False,
-             eps: float = 1e-5) -> jax.Array:
+             eps: float = 1e-5, weights: jax.Array | None = None) -> jax.Array:
   """Continuous-time denoising score matching, t ~ U(eps, T).
 
   Without likelihood weighting the weight is lambda(t) = std(t)^2, i.e. the
@@ -37,9 +44,10 @@ def dsm_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: SDE,
     reduce_mean: average over data dimensions (else sum).
     likelihood_weighting: weight by g(t)^2 / std(t)^2 relative to the default.
     eps: smallest time sampled, avoiding the singular score at t = 0.
+    weights: optional [B] weights of the examples in the batch mean.
 
   Returns:
-    The mean loss over the batch, a scalar.
+    The (weighted) mean loss over the batch, a scalar.
   """
   t_rng, z_rng = jax.random.split(rng)
   t = jax.random.uniform(t_rng, (batch.shape[0],), minval=eps, maxval=sde.T)
@@ -51,7 +59,7 @@ def dsm_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: SDE,
     losses = _reduce(jnp.square(score + z / batch_broadcast(std, z)), reduce_mean) * g2
   else:
     losses = _reduce(jnp.square(score * batch_broadcast(std, z) + z), reduce_mean)
-  return jnp.mean(losses)
+  return _batch_mean(losses, weights)
 
 
 def _discrete_levels(rng: jax.Array, sde: SDE, batch: jax.Array):
@@ -63,7 +71,7 @@ def _discrete_levels(rng: jax.Array, sde: SDE, batch: jax.Array):
 
 
 def ddpm_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: VPSDE,
-              reduce_mean: bool = True) -> jax.Array:
+              reduce_mean: bool = True, weights: jax.Array | None = None) -> jax.Array:
   """DDPM's epsilon loss ||eps - eps_theta||^2 at a uniformly drawn level (Ho et al. 2020).
 
   The score network is an epsilon predictor, eps_theta = -std_i score, with
@@ -75,11 +83,11 @@ def ddpm_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: VPSDE
   mean_coeff = jnp.asarray(np.sqrt(sde.alphas_cumprod), batch.dtype)[i]
   std = batch_broadcast(jnp.asarray(sde.sqrt_1m_alphas_cumprod, batch.dtype)[i], batch)
   x_t = batch_broadcast(mean_coeff, batch) * batch + std * z
-  return jnp.mean(_reduce(jnp.square(score_fn(x_t, t) * std + z), reduce_mean))
+  return _batch_mean(_reduce(jnp.square(score_fn(x_t, t) * std + z), reduce_mean), weights)
 
 
 def smld_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: VESDE,
-              reduce_mean: bool = False) -> jax.Array:
+              reduce_mean: bool = False, weights: jax.Array | None = None) -> jax.Array:
   """NCSN's loss sigma_i^2 ||score + z / sigma_i||^2 at a uniformly drawn level (Song & Ermon 2019).
 
   Level i has noise sigma_i = discrete_sigmas[i] and is passed as time i T / (N-1).
@@ -88,4 +96,5 @@ def smld_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: VESDE
     raise ValueError(f'smld_loss needs a VESDE, got {type(sde).__name__}')
   i, t, z = _discrete_levels(rng, sde, batch)
   sigma = batch_broadcast(jnp.asarray(sde.discrete_sigmas, batch.dtype)[i], batch)
-  return jnp.mean(_reduce(jnp.square(score_fn(batch + sigma * z, t) * sigma + z), reduce_mean))
+  return _batch_mean(
+      _reduce(jnp.square(score_fn(batch + sigma * z, t) * sigma + z), reduce_mean), weights)

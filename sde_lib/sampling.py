@@ -5,6 +5,7 @@ Every sampler has the signature `sample(rng, sde, score_fn, shape, *, ...) ->
 XLA program: the time loop is a `lax.fori_loop` (PC) or a diffrax solve (ODE).
 Noise for example i comes from `fold_in(key, i)`, so a sample does not depend on
 the batch it was drawn in (except through the Langevin corrector's step size).
+With `n_frames > 0` a sampler also returns a `Trajectory` of intermediate states.
 """
 
 from collections.abc import Callable, Sequence
@@ -13,12 +14,32 @@ from typing import NamedTuple
 import diffrax
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from sde_lib.sde import SDE, VESDE, VPSDE, ScoreFn, SubVPSDE, reverse
 from sde_lib.utils import batch_broadcast, normal
 
 Update = tuple[jax.Array, jax.Array]
 """(x, x_mean): the next state and its mean before the last noise was added."""
+
+
+class Trajectory(NamedTuple):
+  """States of a sampler on its way from the prior to the data.
+
+  Attributes:
+    t: [F] decreasing times from t[0] = T (the prior draw) to t[-1], the time of
+      the returned sample: eps after the ODE, 0 after a final step from eps
+      (a PC sampler's last predictor step, or the ODE's denoising step).
+    x: [F, B, ...] the states at those times; x[-1] is the returned sample.
+  """
+
+  t: jax.Array
+  x: jax.Array
+
+
+def _check_n_frames(n_frames) -> None:
+  if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames == 1 or n_frames < 0:
+    raise ValueError(f'n_frames must be 0 (no trajectory) or an integer >= 2, got {n_frames!r}')
 
 
 def _vec(t: jax.Array, x: jax.Array) -> jax.Array:
@@ -189,7 +210,7 @@ def pc_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, shape: Sequence[int],
               predictor: str = 'reverse_diffusion', corrector: str = 'langevin',
               snr: float = 0.16, n_steps: int = 1, probability_flow: bool = False,
               denoise: bool = True, eps: float = 1e-3,
-              x_T: jax.Array | None = None) -> tuple[jax.Array, int]:
+              x_T: jax.Array | None = None, n_frames: int = 0):
   """Predictor-corrector sampling over the N levels of `sde`, from T down to eps.
 
   Args:
@@ -205,31 +226,46 @@ def pc_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, shape: Sequence[int],
     denoise: return the last step's mean, without its noise (Tweedie-like denoising).
     eps: the last time, in (0, T); avoids the singular score at t = 0.
     x_T: optional starting point [B, ...]; drawn from the prior if None.
+    n_frames: if >= 2, also record the returned sample and the state at the
+      start of n_frames - 1 evenly spaced levels, the first being x_T.
 
   Returns:
-    (samples [B, ...], number of score evaluations).
+    (samples [B, ...], number of score evaluations), and with n_frames a
+    `Trajectory` as a third element; recording leaves the samples as they are.
   """
   predictor_method = _lookup(PREDICTORS, 'predictor', predictor)
   corrector_method = _lookup(CORRECTORS, 'corrector', corrector)
   _check_n_steps(n_steps)
   _check_eps(sde, eps)
+  _check_n_frames(n_frames)
   prior_rng, loop_rng = jax.random.split(rng)
   x = _initial_state(prior_rng, sde, shape, x_T)
   timesteps = jnp.linspace(sde.T, eps, sde.N)
+  # Levels whose starting state is a frame; the output, after level N - 1, is the last.
+  frame_levels = np.round(np.linspace(0, sde.N, max(n_frames, 2))[:-1]).astype(np.int32)
+  frames = jnp.zeros((max(n_frames - 1, 0),) + x.shape, x.dtype)
 
   def body(i, carry):
-    x, _ = carry
+    x, _, frames = carry
+    if n_frames:
+      hit = batch_broadcast(jnp.asarray(frame_levels) == i, frames)
+      frames = jnp.where(hit, x[None], frames)
     t = _vec(timesteps[i], x)
     step_rng = jax.random.fold_in(loop_rng, i)
     x, x_mean = corrector_method.update(
         jax.random.fold_in(step_rng, 0), x, t, sde, score_fn, snr, n_steps)
-    return predictor_method.update(
+    x, x_mean = predictor_method.update(
         jax.random.fold_in(step_rng, 1), x, t, sde, score_fn, probability_flow)
+    return x, x_mean, frames
 
-  x, x_mean = jax.lax.fori_loop(0, sde.N, body, (x, x))
+  x, x_mean, frames = jax.lax.fori_loop(0, sde.N, body, (x, x, frames))
   nfe = sde.N * (int(predictor_method.evaluates_score) +
                  n_steps * int(corrector_method.evaluates_score))
-  return (x_mean if denoise else x), nfe
+  x = x_mean if denoise else x
+  if not n_frames:
+    return x, nfe
+  return x, nfe, Trajectory(jnp.append(timesteps[frame_levels], 0.0),
+                            jnp.concatenate([frames, x[None]]))
 
 
 class _Solver(NamedTuple):
@@ -248,14 +284,16 @@ SOLVERS = {
 
 
 def solve_ode(vector_field: Callable, y0, t0: float, t1: float, *, method: str,
-              rtol: float, atol: float, n_steps: int, max_steps: int):
+              rtol: float, atol: float, n_steps: int, max_steps: int,
+              ts: jax.Array | None = None):
   """Solves dy/dt = vector_field(t, y) from t0 to t1 with diffrax.
 
   Adaptive methods start from the step (t1 - t0) / n_steps and control the error
   with rtol/atol; fixed-step methods take exactly n_steps steps.
 
   Returns:
-    (y(t1), number of vector-field evaluations).
+    (y(t1), number of vector-field evaluations); with `ts` (times from t0 to t1,
+    ending at t1), y at each of them, stacked on a leading axis, instead of y(t1).
   """
   solver = _lookup(SOLVERS, 'ODE method', method)
   _check_n_steps(n_steps)
@@ -264,16 +302,17 @@ def solve_ode(vector_field: Callable, y0, t0: float, t1: float, *, method: str,
   sol = diffrax.diffeqsolve(
       diffrax.ODETerm(lambda t, y, args: vector_field(t, y)), solver.make(),
       t0=t0, t1=t1, dt0=(t1 - t0) / n_steps, y0=y0,
-      stepsize_controller=controller, saveat=diffrax.SaveAt(t1=True),
+      stepsize_controller=controller,
+      saveat=diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=ts),
       max_steps=max(max_steps, n_steps))
   nfe = sol.stats['num_steps'] * solver.evals_per_step + int(solver.first_same_as_last)
-  return jax.tree.map(lambda y: y[-1], sol.ys), nfe
+  return (sol.ys if ts is not None else jax.tree.map(lambda y: y[-1], sol.ys)), nfe
 
 
 def ode_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, shape: Sequence[int], *,
                rtol: float = 1e-5, atol: float = 1e-5, method: str = 'dopri5',
                eps: float = 1e-3, denoise: bool = False, x_T: jax.Array | None = None,
-               n_steps: int = 100, max_steps: int = 4096) -> tuple[jax.Array, jax.Array]:
+               n_steps: int = 100, max_steps: int = 4096, n_frames: int = 0):
   """Samples by solving the probability-flow ODE from T to eps with diffrax.
 
   Args:
@@ -288,17 +327,25 @@ def ode_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, shape: Sequence[int]
     x_T: optional initial noise [B, ...]; drawn from the prior if None.
     n_steps: number of steps of the fixed-step methods; initial step of the others.
     max_steps: cap on the adaptive solver's steps.
+    n_frames: if >= 2, also record the solution at n_frames evenly spaced times
+      from T to eps, and with `denoise` the denoised sample in place of the last.
 
   Returns:
-    (samples [B, ...], number of score evaluations as a scalar array).
+    (samples [B, ...], number of score evaluations as a scalar array), and with
+    n_frames a `Trajectory` as a third element; recording leaves the samples as they are.
   """
   _check_eps(sde, eps)
+  _check_n_frames(n_frames)
   x = _initial_state(rng, sde, shape, x_T)
   rsde = reverse(sde, score_fn, probability_flow=True)
+  ts = jnp.linspace(sde.T, eps, n_frames) if n_frames else None
   x, nfe = solve_ode(lambda t, y: rsde.sde(y, _vec(t, y))[0], x, sde.T, eps,
                      method=method, rtol=rtol, atol=atol, n_steps=n_steps,
-                     max_steps=max_steps)
+                     max_steps=max_steps, ts=ts)
+  frames, x = (x, x[-1]) if n_frames else (None, x)
   if denoise:
     _, x = reverse_diffusion(rng, x, _vec(eps, x), sde, score_fn, False)
     nfe = nfe + 1
-  return x, nfe
+  if not n_frames:
+    return x, nfe
+  return x, nfe, Trajectory(ts.at[-1].set(0.0) if denoise else ts, frames.at[-1].set(x))

@@ -271,3 +271,13 @@ class ReverseSDE:
 def reverse(sde: SDE, score_fn: ScoreFn, probability_flow: bool = False) -> ReverseSDE:
   """The reverse-time SDE of `sde` or, with `probability_flow`, its probability-flow ODE."""
   return ReverseSDE(sde, score_fn, probability_flow)
+
+
+def denoiser(sde: SDE, score_fn: ScoreFn, x: jax.Array, t: jax.Array) -> jax.Array:
+  """Tweedie's formula: E[x(0) | x(t) = x] = (x + std(t)^2 score) / m(t), shape [B, ...].
+
+  With x(t) = m(t) x(0) + std(t) z this is the posterior mean of the clean data,
+  Karras et al.'s denoiser D(x; sigma); samplers show it as the prediction of x(0).
+  """
+  mean, std = sde.marginal_prob(jnp.ones((x.shape[0], 1), x.dtype), t)
+  return (x + batch_broadcast(std**2, x) * score_fn(x, t)) / batch_broadcast(mean[:, 0], x)

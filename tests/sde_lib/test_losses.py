@@ -97,3 +97,19 @@ def test_dsm_gradient_vanishes_at_the_exact_score():
 def test_discrete_losses_reject_the_wrong_sde(loss_fn, name):
   with pytest.raises(ValueError, match='needs a'):
     loss_fn(jax.random.key(0), lambda x, t: x, jnp.zeros((2, 3)), sde=get_sde(name))
+
+
+@pytest.mark.parametrize('loss_fn, name', [(losses.dsm_loss, 'vpsde'), (losses.ddpm_loss, 'vpsde'),
+                                           (losses.smld_loss, 'vesde')])
+def test_weights_average_over_the_weighted_examples_only(loss_fn, name):
+  sde = get_sde(name)
+  loss = functools.partial(loss_fn, jax.random.key(0), GAUSSIAN.score_fn(sde), sde=sde)
+  batch = _batch(jax.random.key(1), 8)
+  mask = jnp.arange(8) < 5
+  padded = jnp.where(mask[:, None], batch, 1e3)  # what padding holds must not matter
+  np.testing.assert_allclose(loss(padded, weights=mask.astype(jnp.float32)),
+                             loss(batch, weights=mask.astype(jnp.float32)), rtol=1e-6)
+  np.testing.assert_allclose(loss(batch, weights=jnp.full(8, 2.0)), loss(batch), rtol=1e-6)
+  per_example = [loss(batch, weights=jnp.eye(8)[i]) for i in range(8)]
+  np.testing.assert_allclose(loss(batch, weights=mask.astype(jnp.float32)),
+                             np.mean(per_example[:5]), rtol=1e-5)

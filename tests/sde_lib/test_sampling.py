@@ -131,3 +131,34 @@ def test_ode_sampler_bad_input(gmm, kwargs, message):
   with pytest.raises(ValueError) as error:
     sampling.ode_sample(jax.random.key(0), sde, gmm.score_fn(sde), (4, 2), **kwargs)
   assert message in str(error.value)
+
+
+@pytest.mark.parametrize('method', ['pc', 'ode'])
+@pytest.mark.parametrize('name', ['vpsde', 'vesde'])
+def test_trajectory_frames_follow_the_diffused_marginals(name, method):
+  # From a Gaussian, every intermediate state x(t) of an exact-score sampler is
+  # distributed as N(m(t) mu, m(t)^2 s^2 + std(t)^2).
+  gaussian = toy.GaussianMixture(np.array([[1.5, -1.0]]), np.array([[0.5, 0.3]]), np.ones(1))
+  sde = get_sde(name, N=1000)
+  sampler = sampling.pc_sample if method == 'pc' else sampling.ode_sample
+  x_T = sde.prior_sampling(jax.random.key(1), (4000, 2))
+  run = jax.jit(lambda rng, n_frames: sampler(rng, sde, gaussian.score_fn(sde), x_T.shape,
+                                              x_T=x_T, n_frames=n_frames), static_argnums=1)
+  x, _, trajectory = run(jax.random.key(0), 6)
+  assert trajectory.x.shape == (6, 4000, 2) and trajectory.t.shape == (6,)
+  np.testing.assert_allclose(run(jax.random.key(0), 0)[0], x, rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(trajectory.x[0], x_T)
+  np.testing.assert_array_equal(trajectory.x[-1], x)
+  assert trajectory.t[0] == sde.T and trajectory.t[-1] == (0.0 if method == 'pc' else 1e-3)
+  assert np.all(np.diff(trajectory.t) < 0)
+  for t, frame in zip(trajectory.t[1:], trajectory.x[1:]):  # x_T: the prior, not p_T
+    marginal = gaussian.marginal(sde, float(t))
+    np.testing.assert_allclose(frame.mean(0), marginal.means[0], atol=0.07 * marginal.stds.max())
+    np.testing.assert_allclose(frame.std(0), marginal.stds[0], rtol=0.04)
+
+
+@pytest.mark.parametrize('n_frames', [1, -2, 2.5, True])
+def test_bad_frame_counts_are_refused(n_frames):
+  sde = get_sde('vesde', N=10)
+  with pytest.raises(ValueError, match='n_frames'):
+    sampling.pc_sample(jax.random.key(0), sde, lambda x, t: -x, (2, 2), n_frames=n_frames)

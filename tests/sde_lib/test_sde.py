@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sde_lib import SubVPSDE, VESDE, VPSDE, get_sde, reverse
+from sde_lib import VESDE, VPSDE, SubVPSDE, denoiser, get_sde, reverse, toy
 
 ALL_SDES = ['vpsde', 'subvpsde', 'vesde']
 
@@ -143,6 +143,21 @@ def test_reverse_drift_and_diffusion(name, probability_flow):
   rev_f, rev_G = reverse(sde, score_fn, probability_flow).discretize(x, t)
   np.testing.assert_allclose(rev_f, f + weight * G[:, None] ** 2 * 2.0 * x, rtol=1e-5)
   np.testing.assert_allclose(rev_G, 0.0 if probability_flow else G)
+
+
+@pytest.mark.parametrize('name', ['vpsde', 'subvpsde', 'vesde'])
+def test_denoiser_is_the_posterior_mean_of_gaussian_data(name):
+  # x(0) ~ N(mu, s^2): E[x(0) | x(t)] = mu + m s^2 (x(t) - m mu) / (m^2 s^2 + std^2).
+  mu, s = np.array([0.7, -1.2]), np.array([0.4, 1.5])
+  sde = get_sde(name)
+  gaussian = toy.GaussianMixture(mu[None], s[None], np.ones(1))
+  t = jnp.array([0.01, 0.3, 0.9])
+  x = jax.random.normal(jax.random.key(0), (3, 2)) * 3.0
+  mean, std = sde.marginal_prob(jnp.ones((3, 1)), t)
+  m, std = np.asarray(mean), np.asarray(std)[:, None]
+  expected = mu + m * s**2 * (np.asarray(x) - m * mu) / (m**2 * s**2 + std**2)
+  np.testing.assert_allclose(denoiser(sde, gaussian.score_fn(sde), x, t), expected, rtol=1e-5,
+                             atol=1e-5)
 
 
 def test_sde_passes_through_jit_as_an_argument():
