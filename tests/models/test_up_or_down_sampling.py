@@ -69,6 +69,33 @@ def test_fused_upsampling_conv_is_fir_upsampling_then_conv_in_the_interior():
   np.testing.assert_allclose(fused[:, 3:-3, 3:-3], separate[:, 3:-3, 3:-3], atol=1e-4)
 
 
+@pytest.mark.parametrize('kernel_size, k', [(3, (1, 3, 3, 1)), (1, (1, 3, 3, 1)), (3, (1, 2, 1)),
+                                            (1, (1, 1))])
+def test_fused_upsampling_conv_is_the_transposed_conv_then_fir_everywhere(kernel_size, k):
+  # StyleGAN2's definition: a transposed convolution (a full correlation of the
+  # zero-inserted input with w), then upfirdn2d; values and both gradients.
+  rng = np.random.default_rng(4)
+  x = jnp.asarray(rng.standard_normal((2, 6, 6, 3)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((kernel_size, kernel_size, 3, 5)), jnp.float32)
+  cotangent = jnp.asarray(rng.standard_normal((2, 12, 12, 5)), jnp.float32)
+
+  def definition(x, w):
+    fir = resampling.setup_kernel(k) * 4
+    p = (fir.shape[0] - 2) - (kernel_size - 1)
+    y = jax.lax.conv_general_dilated(x, w, (1, 1), ((kernel_size - 1, kernel_size - 1),) * 2,
+                                     lhs_dilation=(2, 2), dimension_numbers=resampling.NHWC)
+    return resampling.upfirdn2d(y, fir, pad=((p + 1) // 2 + 1, p // 2 + 1))
+
+  def fused(x, w):
+    return resampling.upsample_conv_2d(x, w, k)
+
+  np.testing.assert_allclose(fused(x, w), definition(x, w), atol=1e-5)
+  for got, expected in zip(jax.grad(lambda x, w: jnp.sum(fused(x, w) * cotangent), (0, 1))(x, w),
+                           jax.grad(lambda x, w: jnp.sum(definition(x, w) * cotangent),
+                                    (0, 1))(x, w)):
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
 def test_fused_downsampling_conv_is_fir_filtering_then_strided_conv():
   rng = np.random.default_rng(3)
   x = jnp.asarray(rng.standard_normal((1, 16, 16, 3)), jnp.float32)
