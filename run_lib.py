@@ -22,6 +22,7 @@ import optax
 import orbax.checkpoint as ocp
 import tensorboardX
 import tqdm
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from PIL import Image
@@ -49,6 +50,8 @@ def create_model(config: ml_collections.ConfigDict) -> nn.Module:
   kwargs['centered'] = config.data.centered
   if 'num_classes' in options:
     kwargs['num_classes'] = config.model.num_classes or None
+  if 'num_levels' in options:  # NCSN: one row of norm scales per noise level
+    kwargs['num_levels'] = config.sde.N
   return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
 
 
@@ -207,6 +210,19 @@ def restore_checkpoint(manager: ocp.CheckpointManager, abstract_state: TrainStat
   return state
 
 
+def gather(x: jax.Array) -> np.ndarray:
+  """A (possibly multi-host) global array as one numpy array on every host."""
+  if jax.process_count() == 1:
+    return np.asarray(x)
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def check_divisible(name: str, batch_size: int) -> None:
+  """Batches are split evenly over the devices of the mesh."""
+  if batch_size % jax.device_count():
+    raise ValueError(f'{name}={batch_size} must be divisible by the {jax.device_count()} devices')
+
+
 def _crossed(before: int, after: int, every: int) -> bool:
   """Whether a multiple of `every` lies in (before, after]."""
   return every > 0 and after // every > before // every
@@ -240,20 +256,39 @@ def save_png(path: pathlib.Path, image: np.ndarray, scale: int = 1) -> None:
   picture.save(path)
 
 
+_TRAJECTORY_ROWS = 8  # samples shown in the trajectory strip
+
+
 def create_sampler(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
-                   shape: tuple[int, ...]) -> Callable:
-  """sample(rng, score_fn) -> (x, nfe) as configured in config.sampling."""
+                   shape: tuple[int, ...], n_frames: int = 0) -> Callable:
+  """sample(rng, score_fn, x_T=None) -> (x, nfe[, trajectory]) as configured in config.sampling.
+
+  With n_frames >= 2 the sampler also returns its `sde_lib.sampling.Trajectory`.
+  """
   s = config.sampling
   if s.method == 'pc':
-    return lambda rng, score_fn: sde_lib.sampling.pc_sample(
+    return lambda rng, score_fn, x_T=None: sde_lib.sampling.pc_sample(
         rng, sde, score_fn, shape, predictor=s.predictor, corrector=s.corrector, snr=s.snr,
         n_steps=s.n_steps_each, probability_flow=s.probability_flow, denoise=s.noise_removal,
-        eps=s.eps)
+        eps=s.eps, x_T=x_T, n_frames=n_frames)
   if s.method == 'ode':
-    return lambda rng, score_fn: sde_lib.sampling.ode_sample(
+    return lambda rng, score_fn, x_T=None: sde_lib.sampling.ode_sample(
         rng, sde, score_fn, shape, rtol=s.rtol, atol=s.atol, method=s.ode_method, eps=s.eps,
-        denoise=s.noise_removal)
+        denoise=s.noise_removal, x_T=x_T, n_frames=n_frames)
   raise ValueError(f"unknown sampling method {s.method!r}; known: ['ode', 'pc']")
+
+
+def trajectory_strip(states: np.ndarray, denoised: np.ndarray) -> np.ndarray:
+  """One picture of denoising: per sample, a row of states x(t) over the frames and,
+  under it, a row of the denoiser's predictions of x(0) from them.
+
+  Args:
+    states: uint8 [F, R, H, W, C], R samples at F times from T to the end.
+    denoised: uint8 [F, R, H, W, C], E[x(0) | x(t)] of each state.
+  """
+  pairs = np.stack([states, denoised], axis=0)  # [2, F, R, H, W, C]
+  return image_grid(pairs.transpose(2, 0, 1, 3, 4, 5).reshape((-1,) + states.shape[2:]),
+                    columns=states.shape[0])
 
 
 def check_sampling_config(config: ml_collections.ConfigDict) -> None:
@@ -264,6 +299,9 @@ def check_sampling_config(config: ml_collections.ConfigDict) -> None:
   for key, names in known.items():
     if s[key] not in names:
       raise ValueError(f'unknown sampling.{key} {s[key]!r}; known: {sorted(names)}')
+  if s.trajectory_frames == 1 or s.trajectory_frames < 0:
+    raise ValueError('sampling.trajectory_frames must be 0 (no strip) or at least 2, got '
+                     f'{s.trajectory_frames}')
 
 
 class _Log:
@@ -333,10 +371,12 @@ class _Job:
     self.optimizer = create_optimizer(config)
     self.mesh = create_mesh()
     self.replicated = NamedSharding(self.mesh, P())
+    self.sharded = NamedSharding(self.mesh, P('data'))  # along the leading (batch) axis
     self.manager = checkpoint_manager(self.workdir, config)
     self.image_shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
     check_sampling_config(config)
-    self._samplers: dict[int, Callable] = {}
+    check_divisible('sampling.batch_size', config.sampling.batch_size)
+    self._samplers: dict[tuple[int, int], Callable] = {}
 
   def abstract_state(self) -> TrainState:
     shapes = jax.eval_shape(lambda: init_state(self.config, self.model, self.optimizer,
@@ -346,24 +386,50 @@ class _Job:
   def restore(self, step: int | None = None) -> TrainState | None:
     return restore_checkpoint(self.manager, self.abstract_state(), step)
 
-  def _sampler(self, n: int) -> Callable:
-    """The jitted sampler of n images, compiled once per job and size."""
-    if n not in self._samplers:
-      sampler = create_sampler(self.config, self.sde, (n,) + self.image_shape)
+  def _sampler(self, n: int, n_frames: int = 0) -> Callable:
+    """The jitted sampler of n images, compiled once per job, size and frame count.
 
-      @jax.jit
+    With n_frames it also returns, for the first rows of the batch, the trajectory's
+    states and the denoiser's predictions of x(0) from them, [F, R, ...] each.
+    """
+    if (n, n_frames) not in self._samplers:
+      shape = (n,) + self.image_shape
+      sampler = create_sampler(self.config, self.sde, shape, n_frames)
+      rows = min(n, _TRAJECTORY_ROWS)
+
+      @functools.partial(jax.jit, in_shardings=(self.replicated, self.replicated))
       def run(params, rng):
         score_fn = models.get_score_fn(self.sde, self.model, params,
                                        continuous=self.config.training.continuous)
-        return sampler(rng, score_fn)
+        prior_rng, rng = jax.random.split(rng)
+        # Sharding the initial noise splits the whole sampler over the devices.
+        x_T = jax.lax.with_sharding_constraint(self.sde.prior_sampling(prior_rng, shape),
+                                               self.sharded)
+        if not n_frames:
+          return sampler(rng, score_fn, x_T)
+        x, nfe, trajectory = sampler(rng, score_fn, x_T)
+        states = trajectory.x[:, :rows]
+        # The last state is the sample itself, at a time the score may not be defined at.
+        denoised = jax.vmap(lambda t, x: sde_lib.denoiser(
+            self.sde, score_fn, x, jnp.full(x.shape[:1], t)))(trajectory.t[:-1], states[:-1])
+        return x, nfe, (states, jnp.concatenate([denoised, states[-1:]]))
 
-      self._samplers[n] = run
-    return self._samplers[n]
+      self._samplers[n, n_frames] = run
+    return self._samplers[n, n_frames]
 
   def sample(self, params: Any, rng: jax.Array, n: int) -> tuple[np.ndarray, int]:
     """n images (uint8) drawn with the configured sampler from the given parameters."""
     x, nfe = self._sampler(n)(params, rng)
-    return to_uint8_images(x, self.config.data.centered), int(nfe)
+    return to_uint8_images(gather(x), self.config.data.centered), int(nfe)
+
+  def sample_with_trajectory(self, params: Any, rng: jax.Array, n: int, n_frames: int
+                             ) -> tuple[np.ndarray, int, np.ndarray]:
+    """As `sample`, plus the picture of `trajectory_strip` for the first few samples."""
+    x, nfe, (states, denoised) = self._sampler(n, n_frames)(params, rng)
+    centered = self.config.data.centered
+    strip = trajectory_strip(to_uint8_images(gather(states), centered),
+                             to_uint8_images(gather(denoised), centered))
+    return to_uint8_images(gather(x), centered), int(nfe), strip
 
 
 def _check_finite(step: int, metrics: dict[str, float]) -> None:
@@ -381,9 +447,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """
   job = _Job(config, workdir)
   training = config.training
-  if training.batch_size % jax.device_count():
-    raise ValueError(f'training.batch_size={training.batch_size} must be divisible by the '
-                     f'{jax.device_count()} devices')
+  check_divisible('training.batch_size', training.batch_size)
   train_data = create_dataset(config, job.workdir, 'train', training.batch_size)
   test_data = create_dataset(config, job.workdir, 'test', training.batch_size)
   if jax.process_index() == 0:
@@ -403,8 +467,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
                     out_shardings=(job.replicated, job.replicated))
   loss_fn = create_loss_fn(config, job.sde)
 
-  @functools.partial(jax.jit, in_shardings=(job.replicated, NamedSharding(job.mesh, P('data')),
-                                            job.replicated))
+  @functools.partial(jax.jit, in_shardings=(job.replicated, job.sharded, job.replicated))
   def test_loss(params, images, rng):
     score_fn = models.get_score_fn(job.sde, job.model, params, continuous=training.continuous)
     return loss_fn(rng, score_fn, images)
@@ -448,8 +511,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
       if _crossed(before, step, training.log_freq) or step == training.n_iters or out_of_time:
         flush()
       if _crossed(before, step, training.eval_freq):
-        test_images = jax.make_array_from_process_local_data(
-            NamedSharding(job.mesh, P('data')), test_data.batch(step)['image'])
+        test_images = jax.make_array_from_process_local_data(job.sharded,
+                                                             test_data.batch(step)['image'])
         loss = float(test_loss(state.params, test_images, jax.random.fold_in(test_key, step)))
         _check_finite(step, {'test_loss': loss})
         log.scalars(step, {'test_loss': loss})
@@ -484,7 +547,10 @@ def _require_state(job: _Job) -> TrainState:
 def sample(config: ml_collections.ConfigDict, workdir: str) -> np.ndarray:
   """Draws config.sampling.num_samples images from the latest checkpoint's EMA parameters.
 
-  Writes workdir/samples/samples_<step>.npz (uint8 images [N, H, W, C]) and a PNG grid.
+  Writes workdir/samples/samples_<step>.npz (uint8 images [N, H, W, C]), a PNG
+  grid and, with sampling.trajectory_frames, trajectory_<step>.png: the first
+  batch's first samples at that many times from the prior to the end, each row
+  of states under-laid with the denoiser's prediction of x(0).
 
   Returns:
     The images.
@@ -493,20 +559,29 @@ def sample(config: ml_collections.ConfigDict, workdir: str) -> np.ndarray:
   state = _require_state(job)
   step = int(state.step)
   n, batch = config.sampling.num_samples, config.sampling.batch_size
+  n_frames = config.sampling.trajectory_frames
   key = jax.random.fold_in(jax.random.key(config.seed), 10_000 + step)
-  chunks, nfe = [], 0
+  chunks, nfe, strip = [], 0, None
   for i in tqdm.trange(-(-n // batch), desc='sampling', disable=jax.process_index() != 0):
-    images, nfe = job.sample(state.ema_params, jax.random.fold_in(key, i), batch)
+    rng = jax.random.fold_in(key, i)
+    if i == 0 and n_frames:
+      images, nfe, strip = job.sample_with_trajectory(state.ema_params, rng, batch, n_frames)
+    else:
+      images, nfe = job.sample(state.ema_params, rng, batch)
     chunks.append(images)
   images = np.concatenate(chunks)[:n]
   if jax.process_index() == 0:
     out = job.workdir / 'samples'
     out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out / f'samples_{step:08d}.npz', images=images)
-    save_png(out / f'samples_{step:08d}.png', image_grid(images),
-             scale=max(1, 128 // config.data.image_size))
+    scale = max(1, 128 // config.data.image_size)
+    written = [out / f'samples_{step:08d}.npz', out / f'samples_{step:08d}.png']
+    np.savez_compressed(written[0], images=images)
+    save_png(written[1], image_grid(images), scale=scale)
+    if strip is not None:
+      written.append(out / f'trajectory_{step:08d}.png')
+      save_png(written[2], strip, scale=scale)
     print(f'{n} samples ({nfe} score evaluations each) from step {step}: '
-          f'{out / f"samples_{step:08d}.npz"}, {out / f"samples_{step:08d}.png"}')
+          + ', '.join(str(p) for p in written))
   return images
 
 
@@ -549,17 +624,16 @@ def _digits_metrics(job: _Job, samples: np.ndarray) -> dict[str, float]:
   real_features, _ = evaluation.digits_features(params, real)
   fake_features, fake_logits = evaluation.digits_features(params, samples / 255.0)
   return evaluation.feature_metrics(real_features, fake_features, fake_logits,
-                                    is_splits=min(10, len(samples)), seed=job.config.seed)
+                                    is_splits=min(10, len(samples)), seed=job.config.seed,
+                                    kid_subset_size=job.config.eval.kid_subset_size)
 
 
 def _whole_split(data, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
-  """All images of this host's share of a split, in [0, 1], and their labels."""
-  images, labels = [], []
-  for batch in data.epoch(config.eval.batch_size):
-    images.append(batch['image'][batch['mask']])
-    labels.append(batch['label'][batch['mask']])
-  images = np.concatenate(images)
-  return np.asarray(_to_unit_range(images, config.data.centered)), np.concatenate(labels)
+  """All images of a split (every host's share), in [0, 1], and their labels."""
+  batches = list(data.epoch(config.eval.batch_size))
+  images, labels, mask = (gather(np.concatenate([b[name] for b in batches]))
+                          for name in ('image', 'label', 'mask'))
+  return np.asarray(_to_unit_range(images[mask], config.data.centered)), labels[mask]
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[int, dict[str, float]]:
@@ -572,6 +646,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[int, dict[
   """
   job = _Job(config, workdir)
   ev = config.eval
+  check_divisible('eval.batch_size', ev.batch_size)
   out = job.workdir / 'eval'
   out.mkdir(parents=True, exist_ok=True)
   loss_fn = create_loss_fn(config, job.sde)
@@ -587,24 +662,27 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[int, dict[
     metrics: dict[str, float] = {}
     test = create_dataset(config, job.workdir, ev.bpd_dataset, ev.batch_size)
 
-    @jax.jit
-    def loss_and_bpd(params, images, rng):
+    @functools.partial(jax.jit, in_shardings=(job.replicated, job.sharded, job.sharded,
+                                              job.replicated))
+    def loss_and_bpd(params, images, mask, rng):
       score_fn = models.get_score_fn(job.sde, job.model, params, continuous=continuous)
       loss_rng, bpd_rng = jax.random.split(rng)
       bpd, _, _ = sde_lib.likelihood.bits_per_dim(
           bpd_rng, job.sde, score_fn,
           jnp.round(_to_unit_range(images, config.data.centered) * 255.0),
           estimator=ev.bpd_estimator, n_bits=8, centered=config.data.centered,
-          rtol=config.sampling.rtol, atol=config.sampling.atol)
-      return loss_fn(loss_rng, score_fn, images), bpd
+          rtol=ev.rtol, atol=ev.atol)
+      return loss_fn(loss_rng, score_fn, images, weights=mask.astype(images.dtype)), bpd
 
     losses, bpds = [], []
     for i, batch in enumerate(tqdm.tqdm(list(test.epoch(ev.batch_size)), desc=f'eval {step}',
                                         disable=jax.process_index() != 0)):
-      images = batch['image'][batch['mask']]
-      loss, bpd = loss_and_bpd(state.ema_params, images, jax.random.fold_in(key, i))
-      losses.append((float(loss), len(images)))
-      bpds.append(np.asarray(bpd))
+      images, mask = (jax.make_array_from_process_local_data(job.sharded, batch[name])
+                      for name in ('image', 'mask'))
+      loss, bpd = loss_and_bpd(state.ema_params, images, mask, jax.random.fold_in(key, i))
+      mask = gather(mask)
+      losses.append((float(loss), int(mask.sum())))
+      bpds.append(gather(bpd)[mask])
     if ev.enable_loss:
       metrics['test_loss'] = sum(l * n for l, n in losses) / sum(n for _, n in losses)
     if ev.enable_bpd:
@@ -645,4 +723,5 @@ def _inception_metrics(job: _Job, samples: np.ndarray) -> dict[str, float]:
   fake_features, fake_logits = evaluation.inception_features(variables,
                                                              samples / 127.5 - 1.0)
   return evaluation.feature_metrics(real_features, fake_features, fake_logits,
-                                    is_splits=min(10, len(samples)), seed=job.config.seed)
+                                    is_splits=min(10, len(samples)), seed=job.config.seed,
+                                    kid_subset_size=job.config.eval.kid_subset_size)

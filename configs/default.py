@@ -97,6 +97,7 @@ def get_default_config() -> ml_collections.ConfigDict:
   sampling.atol = 1e-5
   sampling.batch_size = 64  # samples per PNG grid and per sampling call
   sampling.num_samples = 64  # --mode sample
+  sampling.trajectory_frames = 0  # >= 2: --mode sample also draws the denoising trajectory
 
   config.eval = evaluate = ml_collections.ConfigDict()
   evaluate.begin_ckpt = 0  # 0: the latest checkpoint only
@@ -106,7 +107,11 @@ def get_default_config() -> ml_collections.ConfigDict:
   evaluate.enable_bpd = True
   evaluate.bpd_dataset = 'test'
   evaluate.bpd_estimator = 'rademacher'
+  evaluate.rtol = 1e-5  # the probability-flow ODE's tolerances for bits/dim
+  evaluate.atol = 1e-5
   evaluate.enable_sampling = True
   evaluate.num_samples = 512
   evaluate.inception_weights = ''  # local .npz of the FID Inception network
+  # KID's subsets (Binkowski et al.: 1000); below both set sizes, or its std is 0.
+  evaluate.kid_subset_size = 1000
   return config

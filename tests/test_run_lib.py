@@ -12,6 +12,7 @@ import time
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
 import input_pipeline
 import run_lib
@@ -70,12 +71,25 @@ def test_train_writes_checkpoints_logs_and_sample_grids(reference):
   assert json.loads((workdir / 'config.json').read_text())['training']['n_iters'] == 6
 
 
+def test_trajectory_strip_puts_each_samples_predictions_under_its_states():
+  states = np.zeros((3, 2, 4, 4, 1), np.uint8)  # [F, R, H, W, C]
+  denoised = np.full_like(states, 255)
+  denoised[:, 1] = 200
+  strip = run_lib.trajectory_strip(states, denoised)[..., 0]
+  assert strip.shape == (4 * 5 + 1, 3 * 5 + 1)
+  tile_rows = [strip[1 + 5 * r:5 + 5 * r, 1:-1] for r in range(4)]
+  assert [np.unique(row[row != 128]).tolist() for row in tile_rows] == [[0], [255], [0], [200]]
+
+
 def test_sample_and_eval_from_the_checkpoint(reference, data_dir):
   workdir, _ = reference
   config = tiny_config(data_dir, n_iters=6)
   images = run_lib.sample(config, str(workdir))
   assert images.shape == (4, 8, 8, 1) and images.dtype == np.uint8
   assert np.load(workdir / 'samples' / 'samples_00000006.npz')['images'].shape == (4, 8, 8, 1)
+  # 3 frames of 4 samples, each a row of states over a row of predictions, 16x enlarged.
+  strip = Image.open(workdir / 'samples' / 'trajectory_00000006.png')
+  assert strip.size == (16 * (3 * 9 + 1), 16 * (8 * 9 + 1))
   results = run_lib.evaluate(config, str(workdir))
   metrics = json.loads((workdir / 'eval' / 'step_00000006.json').read_text())
   assert results[6] == metrics
@@ -142,12 +156,28 @@ def test_bad_names_and_missing_data_fail_with_one_line(tmp_path, data_dir, overr
 
 
 @pytest.mark.parametrize('override, message', [
-    ('--config.training.batchsize=8', 'batchsize'),
-    ('--config.training.batch_size=eight', 'batch_size'),
+    ('--config.training.batchsize=8',
+     'unknown config key --config.training.batchsize (did you mean batch_size?)'),
+    ('--config.training.batch_size=eight', '--config.training.batch_size=eight: invalid literal'),
+    ('--mode=serve', 'value should be one of <train|eval|sample>'),
 ])
 def test_unknown_config_keys_and_wrong_types_fail(tmp_path, override, message):
-  result = run_main(tmp_path, override)
-  assert result.returncode != 0 and message in result.stderr
+  assert message in _error_line(run_main(tmp_path, override))
+
+
+@pytest.mark.parametrize('cores, devices', [(1, 1), (2, 2), (6, 4), (8, 8), (12, 8)])
+def test_main_gives_each_core_a_device_as_far_as_the_batches_divide(monkeypatch, cores,
+                                                                     devices):
+  import main
+  config = digits_ve.get_config()
+  config.eval.batch_size = 160  # with training's 128 and sampling's 64
+  monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: set(range(cores)))
+  monkeypatch.setenv('XLA_FLAGS', '--xla_cpu_enable_fast_math=false')
+  main._use_every_core(config)
+  assert os.environ['XLA_FLAGS'] == ('--xla_cpu_enable_fast_math=false '
+                                     f'--xla_force_host_platform_device_count={devices}')
+  main._use_every_core(config)  # a count already set is kept
+  assert os.environ['XLA_FLAGS'].count('device_count') == 1
 
 
 def test_unwritable_workdir_fails_with_one_line(tmp_path):

@@ -42,8 +42,12 @@ def digits_config(variant: str = '') -> ml_collections.ConfigDict:
 
   config.sampling.batch_size = 64
   config.sampling.num_samples = 64
-  config.eval.batch_size = 300
+  config.sampling.trajectory_frames = 12
+  config.eval.batch_size = 160  # divides among 1, 2, 4, 8, 16 or 32 devices
   config.eval.num_samples = 500
+  config.eval.kid_subset_size = 100  # the test split has 300 digits
+  # bits/dim at 1e-4 equal those at 1e-5 to 1e-3 in 40% of the time; 1e-3 is 0.2 off.
+  config.eval.rtol = config.eval.atol = 1e-4
   if variant == 'tiny':
     _shrink(config)
   return config
@@ -65,6 +69,7 @@ def _shrink(config: ml_collections.ConfigDict) -> None:
   training.snapshot_freq_for_preemption = 1
   config.sampling.batch_size = 4
   config.sampling.num_samples = 4
+  config.sampling.trajectory_frames = 3
   config.sampling.rtol = config.sampling.atol = 1e-3
   config.eval.batch_size = 100
   config.eval.num_samples = 8
