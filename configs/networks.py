@@ -11,7 +11,8 @@ use GroupNorm and DDPM attention, NCSNv2 InstanceNorm++).
 Parameter counts (tests/test_configs.py checks them against the published
 implementation): NCSN++ CIFAR-10 62,758,915 (Fourier) / 62,693,251 (positional),
 DDPM++ 61,804,419, DDPM 35,218,947, NCSN++ 256 px 65,574,549, NCSN++ 1024 px
-105,785,896, DDPM 256 px 111,569,923, NCSNv2 29,694,083 / 83,445,379 (128 px).
+105,785,896, DDPM 256 px 111,569,923, NCSNv2 29,694,083 / 83,445,379 (128 px);
+NCSN (v1) 29,683,715 + 43,392 per noise level, checked against ermongroup/ncsn.
 """
 
 import ml_collections
@@ -120,3 +121,15 @@ def ncsnv2_128(model: ml_collections.ConfigDict) -> None:
   """NCSNv2 for 96-128 px (LSUN): one more downsampling stage, 4 nf channels deep."""
   ncsnv2(model)
   model.name = 'ncsnv2_128'
+
+
+def ncsn(model: ml_collections.ConfigDict) -> None:
+  """NCSN (v1): the 64-px NCSNv2 RefineNet with InstanceNorm++ conditioned on the noise level.
+
+  run_lib gives it one row of norm scales per level of the SDE (num_levels = sde.N).
+  """
+  model.name = 'ncsn'
+  model.nf = 128
+  model.nonlinearity = 'elu'
+  model.interpolation = 'bilinear'
+  model.adjust_padding = False

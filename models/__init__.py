@@ -1,4 +1,4 @@
-"""Flax (linen) score networks: NCSN++, DDPM++, DDPM and NCSNv2, and their score functions.
+"""Flax (linen) score networks: NCSN++, DDPM++, DDPM, NCSN and NCSNv2, and their score functions.
 
 `get_model(name)` returns a network class; every option is a keyword argument
 (`get_model('ncsnpp')(nf=128, ch_mult=(1, 2, 2, 2), ...)`). `get_score_fn`
@@ -8,12 +8,13 @@ turns a network and its parameters into the score function the samplers use.
 import flax.linen as nn
 
 from models.ncsnpp import DDPM, NCSNpp
-from models.ncsnv2 import NCSNv2, NCSNv2_128, NCSNv2_256
+from models.ncsnv2 import NCSN, NCSNv2, NCSNv2_128, NCSNv2_256
 from models.utils import get_score_fn, output_scale, time_condition
 
 MODELS = {
     'ncsnpp': NCSNpp,  # DDPM++ too: NCSNpp(fir=False, embedding_type='positional', ...)
     'ddpm': DDPM,
+    'ncsn': NCSN,  # v1: num_levels = the number of noise levels
     'ncsnv2_64': NCSNv2,
     'ncsnv2_128': NCSNv2_128,
     'ncsnv2_256': NCSNv2_256,
@@ -27,5 +28,5 @@ def get_model(name: str) -> type[nn.Module]:
   return MODELS[name]
 
 
-__all__ = ['DDPM', 'MODELS', 'NCSNpp', 'NCSNv2', 'NCSNv2_128', 'NCSNv2_256', 'get_model',
-           'get_score_fn', 'output_scale', 'time_condition']
+__all__ = ['DDPM', 'MODELS', 'NCSN', 'NCSNpp', 'NCSNv2', 'NCSNv2_128', 'NCSNv2_256',
+           'get_model', 'get_score_fn', 'output_scale', 'time_condition']

@@ -24,7 +24,8 @@ CONFIG_FILES = sorted(
 
 # Parameters of the published implementation for each of Song et al.'s configurations
 # (score_sde and score_sde_pytorch agree on every NCSN++/DDPM++/DDPM network). NCSNv2 64 px
-# follows ermongroup/ncsnv2 and the PyTorch port (score_sde's JAX copy: 33,970,563).
+# follows ermongroup/ncsnv2 and the PyTorch port (score_sde's JAX copy: 33,970,563). NCSN,
+# which score_sde cannot build as published, follows ermongroup/ncsn with as many levels.
 PUBLISHED_PARAMETERS = {
     've/cifar10_ncsnpp.py': 62_693_251,
     've/cifar10_ncsnpp_continuous.py': 62_758_915,
@@ -40,6 +41,14 @@ PUBLISHED_PARAMETERS = {
     've/ncsnv2/cifar10.py': 29_694_083,
     've/ncsnv2/celeba.py': 29_694_083,
     've/ncsnv2/bedroom.py': 83_445_379,
+    've/ncsn/cifar10.py': 30_117_635,
+    've/ncsn/cifar10_5.py': 30_117_635,
+    've/ncsn/cifar10_124.py': 39_750_659,
+    've/ncsn/cifar10_1245.py': 39_750_659,
+    've/ncsn/celeba.py': 30_117_635,
+    've/ncsn/celeba_5.py': 30_117_635,
+    've/ncsn/celeba_124.py': 51_379_715,
+    've/ncsn/celeba_1245.py': 51_379_715,
     'vp/cifar10_ddpmpp.py': 61_804_419,
     'vp/cifar10_ddpmpp_continuous.py': 61_804_419,
     'vp/cifar10_ddpmpp_deep_continuous.py': 106_632_579,
@@ -124,6 +133,16 @@ def count_parameters(config: ml_collections.ConfigDict) -> int:
 @pytest.mark.parametrize('path', sorted(PUBLISHED_PARAMETERS))
 def test_parameter_count_equals_the_published_one(path):
   assert count_parameters(load(path)) == PUBLISHED_PARAMETERS[path]
+
+
+@pytest.mark.filterwarnings('ignore:the load_module:DeprecationWarning')  # ml_collections' loader
+@pytest.mark.parametrize('path', [p for p in CONFIG_FILES if p.startswith('ve/ncsn/')])
+def test_ncsn_has_a_norm_table_row_per_noise_level_even_after_overrides(path):
+  config = load(path)
+  assert run_lib.create_model(config).num_levels == config.sde.N
+  config = _parse_config_flag(['main.py', f'--config={ROOT / "configs" / path}',
+                               '--config.sde.N=17'])
+  assert run_lib.create_model(config).num_levels == 17
 
 
 def _parse_config_flag(argv: list[str]) -> ml_collections.ConfigDict:

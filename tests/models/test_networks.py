@@ -127,7 +127,7 @@ def test_dropout_is_active_only_in_training():
 
 
 def test_unknown_names_raise():
-  with pytest.raises(ValueError, match="unknown model 'unet'; known: \\['ddpm', 'ncsnpp'"):
+  with pytest.raises(ValueError, match="unknown model 'unet'; known: \\['ddpm', 'ncsn', 'ncsnpp'"):
     get_model('unet')
   x, t = _inputs(8)
   for bad in (dict(progressive='skip'), dict(resblock_type='resnet'), dict(nonlinearity='gelu'),

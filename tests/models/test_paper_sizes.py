@@ -4,6 +4,13 @@ Expected numbers are those of the published implementation (yang-song/score_sde 
 its PyTorch port, which agree) for the same configuration, counted by instantiating
 those networks; NCSNv2 follows the original NCSNv2 code (ermongroup/ncsnv2, and the
 PyTorch port), whose third RefineNet block has nf channels (score_sde's JAX copy has 2 nf).
+
+NCSN (v1) cannot be built from score_sde as published: its numbers are those of the
+original NCSN code, ermongroup/ncsn's CondRefineNetDilated, with as many noise levels
+(its third RefineNet block has nf channels too). score_sde's JAX NCSN patched to run
+(num_classes = num_scales, `self.normalization()(h, y)` in ConditionalResidualBlock's
+down branch) has 2 nf there: 34,428,675 / 44,828,931 / 57,384,195 for 10 / 232 / 500
+levels, 4,276,480 + 3,456 L more (the wider block and its 9 nf more norm channels).
 """
 
 import jax
@@ -35,6 +42,9 @@ PAPER_SIZES = [
      111_569_923),
     ('NCSNv2 CIFAR-10 / CelebA 64', 'ncsnv2_64', {}, 32, 29_694_083),
     ('NCSNv2 LSUN 128', 'ncsnv2_128', {}, 128, 83_445_379),
+    ('NCSN CIFAR-10 / CelebA, 10 levels', 'ncsn', {'num_levels': 10}, 32, 30_117_635),
+    ('NCSN CIFAR-10, 232 levels', 'ncsn', {'num_levels': 232}, 32, 39_750_659),
+    ('NCSN CelebA 64, 500 levels', 'ncsn', {'num_levels': 500}, 64, 51_379_715),
 ]
 
 

@@ -1,0 +1,16 @@
+"""NCSN on CelebA with NCSNv2's techniques 1, 2, 4 and 5: 500 levels from 90, with EMA.
+
+51,379,715 parameters. Song et al.'s score_sde: configs/ve/ncsn/celeba_1245.py
+
+  python main.py --config configs/ve/ncsn/celeba_1245.py \
+      --workdir workdir/ve/ncsn/celeba_1245 --mode train
+"""
+
+import ml_collections
+
+from configs.ve.ncsn import ncsn_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+  return ncsn_config('celeba', n_levels=500, sigma_max=None, ema_rate=0.999, n_steps_each=5,
+                     snr=0.128)

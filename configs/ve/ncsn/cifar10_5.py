@@ -1,0 +1,16 @@
+"""NCSN on CIFAR-10 with NCSNv2's technique 5 only: an EMA of the parameters.
+
+30,117,635 parameters. Song et al.'s score_sde: configs/ve/ncsn/cifar10_5.py
+
+  python main.py --config configs/ve/ncsn/cifar10_5.py \
+      --workdir workdir/ve/ncsn/cifar10_5 --mode train
+"""
+
+import ml_collections
+
+from configs.ve.ncsn import ncsn_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+  return ncsn_config('cifar10', n_levels=10, sigma_max=1.0, ema_rate=0.999, n_steps_each=100,
+                     snr=0.316)
