@@ -10,23 +10,13 @@ celeb_a_hq needs a manual download: see tfds' celeb_a_hq page.
 
 import ml_collections
 
-from configs import datasets, networks
-from configs.default import get_default_config
+from configs import networks
+from configs.ve import ve_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = get_default_config()
-  datasets.faces_1024(config, 'celeb_a_hq/1024')
-  networks.ncsnpp_1024(config.model)
-  config.model.embedding_type = 'fourier'
-  config.model.scale_by_sigma = True
+  config = ve_config('celeb_a_hq/1024', networks.ncsnpp_1024, continuous=True)
   config.model.ema_rate = 0.9999
-
-  config.sde.name = 'vesde'
-  config.sampling.eps = 1e-5  # score_sde samples VE down to t = 1e-5 (VP, sub-VP: 1e-3)
-  config.training.continuous = True
   # As published; the FFHQ 1024 file has reduce_mean = True.
   config.training.reduce_mean = False
-  config.sampling.predictor = 'reverse_diffusion'
-  config.sampling.corrector = 'langevin'
   return config

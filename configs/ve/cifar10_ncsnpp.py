@@ -8,21 +8,9 @@
 
 import ml_collections
 
-from configs import datasets, networks
-from configs.default import get_default_config
+from configs import networks
+from configs.ve import ve_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = get_default_config()
-  datasets.cifar10(config)
-  networks.ncsnpp(config.model)
-  config.model.embedding_type = 'positional'
-  config.model.scale_by_sigma = True
-  config.model.ema_rate = 0.999
-
-  config.sde.name = 'vesde'
-  config.sampling.eps = 1e-5  # score_sde samples VE down to t = 1e-5 (VP, sub-VP: 1e-3)
-  config.training.continuous = False
-  config.sampling.predictor = 'reverse_diffusion'
-  config.sampling.corrector = 'langevin'
-  return config
+  return ve_config('cifar10', networks.ncsnpp, continuous=False)

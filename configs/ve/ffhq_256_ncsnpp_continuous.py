@@ -13,21 +13,10 @@ tfds has no FFHQ: provide a tfds builder named ffhq with a '256' config in data.
 import ml_collections
 
 from configs import datasets, networks
-from configs.default import get_default_config
+from configs.ve import ve_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = get_default_config()
-  datasets.lsun(config, datasets.FFHQ_256)
-  networks.ncsnpp_256(config.model)
-  config.model.embedding_type = 'fourier'
-  config.model.scale_by_sigma = True
-  config.model.ema_rate = 0.999
+  config = ve_config(datasets.FFHQ_256, networks.ncsnpp_256, continuous=True)
   config.sde.sigma_max = 348.0
-
-  config.sde.name = 'vesde'
-  config.sampling.eps = 1e-5  # score_sde samples VE down to t = 1e-5 (VP, sub-VP: 1e-3)
-  config.training.continuous = True
-  config.sampling.predictor = 'reverse_diffusion'
-  config.sampling.corrector = 'langevin'
   return config

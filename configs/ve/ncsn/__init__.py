@@ -25,15 +25,13 @@ import ml_collections
 from configs import datasets, networks
 from configs.default import get_default_config
 
-_DATASETS = {'cifar10': datasets.cifar10, 'celeba': datasets.celeba}
-
 
 def ncsn_config(dataset: str, *, n_levels: int, sigma_max: float | None, ema_rate: float,
                 n_steps_each: int, snr: float) -> ml_collections.ConfigDict:
   """An NCSN config of score_sde's configs/ve/ncsn, from what its file sets.
 
   Args:
-    dataset: 'cifar10' or 'celeba', whose score_sde defaults apply.
+    dataset: 'cifar10' or 'celeb_a' (the tfds name), whose score_sde defaults apply.
     n_levels: noise levels, sde.N (num_scales in score_sde); the network's
       conditional norms get one row each.
     sigma_max: the largest sigma; None keeps the dataset default.
@@ -45,7 +43,7 @@ def ncsn_config(dataset: str, *, n_levels: int, sigma_max: float | None, ema_rat
     The config, unlocked.
   """
   config = get_default_config()
-  _DATASETS[dataset](config)
+  datasets.apply_defaults(config, dataset)
   networks.ncsn(config.model)
   config.model.scale_by_sigma = False  # the network outputs the score; its norms see sigma
   config.model.ema_rate = ema_rate

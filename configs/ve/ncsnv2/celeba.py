@@ -11,30 +11,12 @@ score_sde's JAX copy widens its third RefineNet block (33,970,563).
 
 import ml_collections
 
-from configs import datasets, networks
-from configs.default import get_default_config
+from configs import networks
+from configs.ve.ncsnv2 import ncsnv2_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = get_default_config()
-  datasets.celeba(config)
-  networks.ncsnv2(config.model)
-  config.model.scale_by_sigma = True
-  config.model.ema_rate = 0.999
-  config.sde.N = 500
-
-  config.sde.name = 'vesde'
-  config.sampling.eps = 1e-5  # score_sde samples VE down to t = 1e-5 (VP, sub-VP: 1e-3)
-  config.training.continuous = False
-  config.sampling.predictor = 'none'
-  config.sampling.corrector = 'ald'
-  config.sampling.n_steps_each = 5
-  config.sampling.snr = 0.128
   # The published file also defines local variables (step_size, ckpt_id,
   # noise_removal = False, ...) that it never stores in the config: noise_removal
   # stays True.
-
-  config.optim.lr = 1e-4
-  config.optim.warmup = 0
-  config.optim.grad_clip = -1.0  # no clipping
-  return config
+  return ncsnv2_config('celeb_a', networks.ncsnv2, n_levels=500, n_steps_each=5, snr=0.128)

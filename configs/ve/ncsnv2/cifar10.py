@@ -11,27 +11,9 @@ score_sde's JAX copy widens its third RefineNet block (33,970,563).
 
 import ml_collections
 
-from configs import datasets, networks
-from configs.default import get_default_config
+from configs import networks
+from configs.ve.ncsnv2 import ncsnv2_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = get_default_config()
-  datasets.cifar10(config)
-  networks.ncsnv2(config.model)
-  config.model.scale_by_sigma = True
-  config.model.ema_rate = 0.999
-  config.sde.N = 232
-
-  config.sde.name = 'vesde'
-  config.sampling.eps = 1e-5  # score_sde samples VE down to t = 1e-5 (VP, sub-VP: 1e-3)
-  config.training.continuous = False
-  config.sampling.predictor = 'none'
-  config.sampling.corrector = 'ald'
-  config.sampling.n_steps_each = 5
-  config.sampling.snr = 0.176
-
-  config.optim.lr = 1e-4
-  config.optim.warmup = 0
-  config.optim.grad_clip = -1.0  # no clipping
-  return config
+  return ncsnv2_config('cifar10', networks.ncsnv2, n_levels=232, n_steps_each=5, snr=0.176)

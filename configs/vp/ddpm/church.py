@@ -11,25 +11,8 @@ every up-path block at 16 px (2 more attention blocks, 113,673,219 parameters).
 
 import ml_collections
 
-from configs import datasets, networks
-from configs.default import get_default_config
+from configs.vp.ddpm import ddpm_256_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = get_default_config()
-  datasets.lsun(config, 'lsun/church_outdoor')
-  networks.ddpm_256(config.model)
-  config.model.scale_by_sigma = False
-  config.model.ema_rate = 0.9999
-  config.data.centered = True
-  config.sde.N = 1000
-
-  config.sde.name = 'vpsde'
-  config.sampling.eps = 1e-3  # score_sde samples VP and sub-VP down to t = 1e-3
-  config.training.continuous = False
-  config.training.reduce_mean = True
-  config.sampling.predictor = 'ancestral_sampling'
-  config.sampling.corrector = 'none'
-
-  config.optim.lr = 2e-5
-  return config
+  return ddpm_256_config('lsun/church_outdoor')
