@@ -9,7 +9,7 @@ import functools
 import json
 import pathlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax
@@ -22,6 +22,7 @@ import optax
 import orbax.checkpoint as ocp
 import tensorboardX
 import tqdm
+from absl import logging
 from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -144,9 +145,26 @@ def make_multi_step(train_step: Callable) -> Callable:
   return multi_step
 
 
-def create_mesh() -> Mesh:
-  """A 1-D 'data' mesh over every device of every host."""
-  return jax.make_mesh((jax.device_count(),), ('data',), axis_types=(AxisType.Auto,))
+def create_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A 1-D 'data' mesh over `devices`, by default every device of every host."""
+  devices = jax.devices() if devices is None else list(devices)
+  return jax.make_mesh((len(devices),), ('data',), axis_types=(AxisType.Auto,), devices=devices)
+
+
+def jit_train_step(config: ml_collections.ConfigDict, model: nn.Module, sde: sde_lib.SDE,
+                   optimizer: optax.GradientTransformation, mesh: Mesh) -> Callable:
+  """The compiled step of `train`: (state, images [n, B, ...], rngs [n]) -> (state, metrics).
+
+  n = training.n_jitted_steps steps per call; the batch is sharded over `mesh`,
+  the state replicated and donated.
+  """
+  training = config.training
+  train_step = make_train_step(model, sde, create_loss_fn(config, sde), optimizer,
+                               continuous=training.continuous, ema_rate=config.model.ema_rate)
+  replicated = NamedSharding(mesh, P())
+  return jax.jit(make_multi_step(train_step), donate_argnums=0,
+                 in_shardings=(replicated, NamedSharding(mesh, P(None, 'data')), replicated),
+                 out_shardings=(replicated, replicated))
 
 
 def init_state(config: ml_collections.ConfigDict, model: nn.Module,
@@ -448,6 +466,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   job = _Job(config, workdir)
   training = config.training
   check_divisible('training.batch_size', training.batch_size)
+  if training.n_jitted_steps > 1 and jax.default_backend() == 'cpu':
+    logging.warning('training.n_jitted_steps=%d: XLA:CPU runs a scan of train steps 7-24x '
+                    'slower per step than single steps; use 1 on a CPU (BENCHMARKS.md)',
+                    training.n_jitted_steps)
   train_data = create_dataset(config, job.workdir, 'train', training.batch_size)
   test_data = create_dataset(config, job.workdir, 'test', training.batch_size)
   if jax.process_index() == 0:
@@ -458,13 +480,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     state = init_state(config, job.model, job.optimizer, job.replicated)
   start = int(state.step)
 
-  train_step = make_train_step(job.model, job.sde, create_loss_fn(config, job.sde),
-                               job.optimizer, continuous=training.continuous,
-                               ema_rate=config.model.ema_rate)
+  step_fn = jit_train_step(config, job.model, job.sde, job.optimizer, job.mesh)
   batch_sharding = NamedSharding(job.mesh, P(None, 'data'))
-  step_fn = jax.jit(make_multi_step(train_step), donate_argnums=0,
-                    in_shardings=(job.replicated, batch_sharding, job.replicated),
-                    out_shardings=(job.replicated, job.replicated))
   loss_fn = create_loss_fn(config, job.sde)
 
   @functools.partial(jax.jit, in_shardings=(job.replicated, job.sharded, job.replicated))
