@@ -349,7 +349,7 @@ class _Log:
 
 
 def _make_workdir(workdir: str) -> pathlib.Path:
-  path = pathlib.Path(workdir)
+  path = pathlib.Path(workdir).absolute()  # orbax refuses relative checkpoint paths
   try:
     path.mkdir(parents=True, exist_ok=True)
     probe = path / '.writable'

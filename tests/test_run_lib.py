@@ -125,8 +125,9 @@ def test_kill_9_at_any_moment_then_relaunch_matches_an_uninterrupted_run(referen
 
 
 def test_one_and_four_devices_give_the_same_losses(reference, tmp_path, data_dir):
-  result = run_main(tmp_path, f'--config.data.data_dir={data_dir}', '--config.training.n_iters=6',
-                    devices=1)
+  # A relative workdir, as the README's commands give (orbax wants absolute paths).
+  result = run_main(os.path.relpath(tmp_path, ROOT), f'--config.data.data_dir={data_dir}',
+                    '--config.training.n_iters=6', devices=1)
   assert result.returncode == 0, result.stderr[-2000:]
   one, four = _losses(tmp_path), _losses(reference[0])
   assert sorted(one) == sorted(four)
