@@ -563,7 +563,7 @@ def train_digits_classifier(images: ArrayLike, labels: ArrayLike, *, seed: int =
   order = np.concatenate([rng.permutation(len(images)) for _ in range(epochs)])
   batches = order[:steps * batch_size].reshape(steps, batch_size)  # [steps, B] indices
 
-  with jax.default_device(jax.devices('cpu')[0]):
+  with jax.default_device(jax.local_devices(backend='cpu')[0]):
     params = _digits_init(seed)
     opt_state = _digits_optimizer(steps).init(params)
     for batch in batches:

@@ -7,6 +7,7 @@ takes explicit arguments.
 import dataclasses
 import functools
 import json
+import os
 import pathlib
 import time
 from collections.abc import Callable, Sequence
@@ -352,7 +353,7 @@ def _make_workdir(workdir: str) -> pathlib.Path:
   path = pathlib.Path(workdir).absolute()  # orbax refuses relative checkpoint paths
   try:
     path.mkdir(parents=True, exist_ok=True)
-    probe = path / '.writable'
+    probe = path / f'.writable-{os.getpid()}'  # one per process: hosts may share the workdir
     probe.write_text('')
     probe.unlink()
   except OSError as e:
@@ -537,11 +538,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
       if (snapshot or _crossed(before, step, training.snapshot_freq_for_preemption)
           or step == training.n_iters or out_of_time):
         save(step, state)
-      if snapshot and training.snapshot_sampling and jax.process_index() == 0:
+      if snapshot and training.snapshot_sampling:  # every host: the sampler is sharded
         images, _ = job.sample(state.ema_params, jax.random.fold_in(sample_key, step),
                                config.sampling.batch_size)
-        save_png(job.workdir / 'samples' / f'step_{step:08d}.png', image_grid(images),
-                 scale=max(1, 128 // config.data.image_size))
+        if jax.process_index() == 0:
+          save_png(job.workdir / 'samples' / f'step_{step:08d}.png', image_grid(images),
+                   scale=max(1, 128 // config.data.image_size))
       if out_of_time:
         break
   finally:

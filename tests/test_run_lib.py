@@ -5,6 +5,7 @@ import os
 import pathlib
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -164,6 +165,29 @@ def test_bad_names_and_missing_data_fail_with_one_line(tmp_path, data_dir, overr
 ])
 def test_unknown_config_keys_and_wrong_types_fail(tmp_path, override, message):
   assert message in _error_line(run_main(tmp_path, override))
+
+
+def test_two_hosts_train_sample_and_evaluate_as_one_host_does(reference, tmp_path, data_dir):
+  # Two processes of two CPU devices each, joined by jax.distributed: the same losses
+  # as one process of four, and every host gets the same samples and metrics.
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    port = s.getsockname()[1]
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  env['PYTHONPATH'] = str(ROOT)
+  processes = [subprocess.Popen([sys.executable, 'tests/multihost_worker.py', str(i), str(port),
+                                 str(tmp_path), data_dir], cwd=ROOT, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for i in range(2)]
+  outputs = [p.communicate(timeout=300) for p in processes]
+  for p, (_, err) in zip(processes, outputs, strict=True):
+    assert p.returncode == 0, err[-3000:]
+  results = [json.loads(next(line for line in out.splitlines() if line.startswith('result '))[7:])
+             for out, _ in outputs]
+  assert results[0]['devices'] == 4 and results[0] == results[1]
+  losses, reference_losses = _losses(tmp_path), _losses(reference[0])
+  np.testing.assert_allclose([losses[s] for s in sorted(reference_losses)],
+                             [reference_losses[s] for s in sorted(reference_losses)], rtol=1e-5)
 
 
 @pytest.mark.parametrize('cores, devices', [(1, 1), (2, 2), (6, 4), (8, 8), (12, 8)])

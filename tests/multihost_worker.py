@@ -1,0 +1,33 @@
+"""One process of a two-process job on this machine (run by tests/test_run_lib.py).
+
+  python tests/multihost_worker.py PROCESS_ID PORT WORKDIR DATA_DIR
+
+Each process has two CPU devices; jax.distributed joins them into one mesh of four.
+"""
+
+import json
+import os
+import sys
+
+os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=2'
+
+import jax
+
+import run_lib
+from configs.digits import ve
+
+
+def main(process_id: int, port: str, workdir: str, data_dir: str) -> None:
+  jax.distributed.initialize(f'localhost:{port}', num_processes=2, process_id=process_id)
+  config = ve.get_config('tiny')
+  config.data.data_dir = data_dir
+  config.training.n_iters = 6
+  run_lib.train(config, workdir)
+  images = run_lib.sample(config, workdir)
+  metrics = run_lib.evaluate(config, workdir)[6]
+  print('result ' + json.dumps({'devices': jax.device_count(), 'samples': images.tolist(),
+                                'metrics': metrics}), flush=True)
+
+
+if __name__ == '__main__':
+  main(int(sys.argv[1]), *sys.argv[2:])
