@@ -631,10 +631,10 @@ def _digits_metrics(job: _Job, samples: np.ndarray) -> dict[str, float]:
   (`evaluation.train_digits_classifier`) and cached in workdir/eval.
   """
   cache = job.workdir / 'eval' / 'digits_classifier.npz'
-  train = create_dataset(job.config, job.workdir, 'train', job.config.eval.batch_size)
   if cache.exists():
     params = flax.serialization.msgpack_restore(cache.read_bytes())
   else:
+    train = create_dataset(job.config, job.workdir, 'train', job.config.eval.batch_size)
     images, labels = _whole_split(train, job.config)
     params = evaluation.train_digits_classifier(images, labels, seed=job.config.seed)
     cache.write_bytes(flax.serialization.msgpack_serialize(jax.device_get(params)))

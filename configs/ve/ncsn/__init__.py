@@ -22,8 +22,8 @@ its third refine block is twice as wide (2 nf, as in its NCSNv2) and it has
 
 import ml_collections
 
-from configs import datasets, networks
-from configs.default import get_default_config
+from configs import networks
+from configs.ve.ncsnv2 import ncsnv2_config
 
 
 def ncsn_config(dataset: str, *, n_levels: int, sigma_max: float | None, ema_rate: float,
@@ -42,30 +42,16 @@ def ncsn_config(dataset: str, *, n_levels: int, sigma_max: float | None, ema_rat
   Returns:
     The config, unlocked.
   """
-  config = get_default_config()
-  datasets.apply_defaults(config, dataset)
-  networks.ncsn(config.model)
+  # NCSNv2's annealed-Langevin VE setup on discrete levels, with NCSN's network and optimiser.
+  config = ncsnv2_config(dataset, networks.ncsn, n_levels=n_levels, n_steps_each=n_steps_each,
+                         snr=snr)
   config.model.scale_by_sigma = False  # the network outputs the score; its norms see sigma
   config.model.ema_rate = ema_rate
-
-  config.sde.name = 'vesde'
-  config.sde.N = n_levels
   if sigma_max is not None:
     config.sde.sigma_max = sigma_max
-
-  config.training.continuous = False  # NCSN's loss on its discrete levels
-  config.sampling.method = 'pc'
-  config.sampling.predictor = 'none'
-  config.sampling.corrector = 'ald'
-  config.sampling.n_steps_each = n_steps_each
-  config.sampling.snr = snr
-  config.sampling.eps = 1e-5  # score_sde samples VE down to t = 1e-5 (VP, sub-VP: 1e-3)
-
   config.optim.optimizer = 'adam'
   config.optim.lr = 1e-3
   config.optim.beta1 = 0.9
   config.optim.eps = 1e-8
   config.optim.weight_decay = 0.0
-  config.optim.warmup = 0
-  config.optim.grad_clip = -1.0  # no clipping
   return config
