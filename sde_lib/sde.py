@@ -5,11 +5,19 @@ are static (hashable, no array leaves): an SDE can be passed to `jax.jit` as an
 ordinary argument and its constants are folded into the compiled program.
 
 Time runs over [0, T]. Arrays `x` are batches [B, ...] and times `t` are [B].
+
+Every SDE's perturbation kernel is x(t) = alpha(t) x(0) + std(t) z: its closed-form
+coefficients `alpha`, `std`, `log_snr` = log(alpha / std) and the inverse
+`t_from_log_snr` are what the fast samplers, the denoiser and the parameterisations
+stand on. sigma = std / alpha = exp(-log_snr) is Karras et al.'s noise level, and
+`t_from_log_snr(inf)`, the time at which sigma reaches 0 (0 for VP and sub-VP, -inf
+for VE, whose sigma(0) is sigma_min), is where a sampler's final denoising step lands.
 """
 
 import abc
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 
 import jax
@@ -44,8 +52,32 @@ class SDE(abc.ABC):
     """Returns (drift f(x, t) [B, ...], diffusion g(t) [B])."""
 
   @abc.abstractmethod
+  def alpha(self, t: jax.Array) -> jax.Array:
+    """The signal coefficient of x(t) = alpha(t) x(0) + std(t) z, same shape as t."""
+
+  @abc.abstractmethod
+  def std(self, t: jax.Array) -> jax.Array:
+    """The noise standard deviation of x(t) given x(0), same shape as t."""
+
+  @abc.abstractmethod
+  def log_snr(self, t: jax.Array) -> jax.Array:
+    """lambda(t) = log(alpha(t) / std(t)), decreasing in t, computed without cancellation."""
+
+  @abc.abstractmethod
+  def t_from_log_snr(self, lam: jax.Array) -> jax.Array:
+    """The inverse of `log_snr`: the time whose log-SNR is lam (inf gives sigma = 0)."""
+
   def marginal_prob(self, x: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Returns (mean [B, ...], std [B]) of the Gaussian p_0t(x(t) | x(0) = x)."""
+    return batch_broadcast(self.alpha(t), x) * x, self.std(t)
+
+  def discrete_marginal(self, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(alpha_i, std_i) [B] of the level of t among the N discrete levels networks train on.
+
+    Only VP (DDPM's alphas_cumprod) and VE (SMLD's sigmas) have such levels.
+    """
+    raise ValueError(f'{type(self).__name__} has no discrete noise levels (DDPM and SMLD are '
+                     'VP and VE); train and sample it in continuous time')
 
   @abc.abstractmethod
   def prior_sampling(self, rng: jax.Array, shape) -> jax.Array:
@@ -101,6 +133,18 @@ class _LinearBetaSDE(SDE):
     """log of the mean coefficient: -int_0^t beta(s) ds / 2."""
     return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
 
+  def _t_from_log_mean_coeff(self, c: jax.Array) -> jax.Array:
+    """The t >= 0 with -log_mean_coeff(t) = c >= 0: the positive root of a quadratic.
+
+    Written as 2c / (b + sqrt(b^2 + 4ac)), which neither cancels for small c nor
+    divides by zero when beta_min = beta_max.
+    """
+    a, b = 0.25 * (self.beta_max - self.beta_min), 0.5 * self.beta_min
+    return 2.0 * c / (b + jnp.sqrt(b**2 + 4.0 * a * c))
+
+  def alpha(self, t):
+    return jnp.exp(self.log_mean_coeff(t))
+
   @functools.cached_property
   def discrete_betas(self) -> np.ndarray:
     """DDPM's betas: linspace(beta_min / N, beta_max / N, N), i.e. 1e-4..0.02 by default."""
@@ -134,10 +178,21 @@ class VPSDE(_LinearBetaSDE):
     beta_t = self.beta(t)
     return -0.5 * batch_broadcast(beta_t, x) * x, jnp.sqrt(beta_t)
 
-  def marginal_prob(self, x, t):
+  def std(self, t):
+    return jnp.sqrt(-jnp.expm1(2.0 * self.log_mean_coeff(t)))
+
+  def log_snr(self, t):
     log_mean = self.log_mean_coeff(t)
-    mean = batch_broadcast(jnp.exp(log_mean), x) * x
-    return mean, jnp.sqrt(-jnp.expm1(2.0 * log_mean))
+    return log_mean - 0.5 * jnp.log(-jnp.expm1(2.0 * log_mean))
+
+  def t_from_log_snr(self, lam):
+    # alpha^2 = sigmoid(2 lam), so -log alpha = softplus(-2 lam) / 2.
+    return self._t_from_log_mean_coeff(0.5 * jax.nn.softplus(-2.0 * jnp.asarray(lam)))
+
+  def discrete_marginal(self, t):
+    i = self.timestep(t)
+    return (jnp.asarray(np.sqrt(self.alphas_cumprod), t.dtype)[i],
+            jnp.asarray(self.sqrt_1m_alphas_cumprod, t.dtype)[i])
 
   def discretize(self, x, t):
     """The DDPM step: x_{i+1} = sqrt(1 - beta_i) x_i + sqrt(beta_i) z."""
@@ -156,10 +211,17 @@ class SubVPSDE(_LinearBetaSDE):
     discount = -jnp.expm1(-2 * self.beta_min * t - (self.beta_max - self.beta_min) * t**2)
     return -0.5 * batch_broadcast(beta_t, x) * x, jnp.sqrt(beta_t * discount)
 
-  def marginal_prob(self, x, t):
+  def std(self, t):
+    return -jnp.expm1(2.0 * self.log_mean_coeff(t))
+
+  def log_snr(self, t):
     log_mean = self.log_mean_coeff(t)
-    mean = batch_broadcast(jnp.exp(log_mean), x) * x
-    return mean, -jnp.expm1(2.0 * log_mean)
+    return log_mean - jnp.log(-jnp.expm1(2.0 * log_mean))
+
+  def t_from_log_snr(self, lam):
+    # alpha / (1 - alpha^2) = e^lam, so (1/alpha - alpha) / 2 = e^-lam / 2 and
+    # -log alpha = asinh(e^-lam / 2).
+    return self._t_from_log_mean_coeff(jnp.arcsinh(0.5 * jnp.exp(-jnp.asarray(lam))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +230,8 @@ class VESDE(SDE):
 
   sigma(t) = sigma_min (sigma_max / sigma_min)^t. As in Song et al., x(0) is the
   data plus N(0, sigma_min^2) noise, so that x(t) given the data x is
-  N(x, sigma(t)^2) exactly; `marginal_prob` returns that.
+  N(x, sigma(t)^2) exactly: alpha = 1 and std = sigma(t). Extended to t < 0 the
+  same formula takes sigma down to 0 at t = -inf, the time of the noise-free data.
   """
 
   sigma_min: float = 0.01
@@ -193,8 +256,21 @@ class VESDE(SDE):
     diffusion = self.sigma(t) * np.sqrt(2 * (np.log(self.sigma_max) - np.log(self.sigma_min)))
     return jnp.zeros_like(x), diffusion
 
-  def marginal_prob(self, x, t):
-    return x, self.sigma(t)
+  def alpha(self, t):
+    return jnp.ones_like(t)
+
+  def std(self, t):
+    return self.sigma(t)
+
+  def log_snr(self, t):
+    return -(math.log(self.sigma_min) + t * math.log(self.sigma_max / self.sigma_min))
+
+  def t_from_log_snr(self, lam):
+    return ((-jnp.asarray(lam) - math.log(self.sigma_min))
+            / math.log(self.sigma_max / self.sigma_min))
+
+  def discrete_marginal(self, t):
+    return jnp.ones_like(t), jnp.asarray(self.discrete_sigmas, t.dtype)[self.timestep(t)]
 
   def prior_sampling(self, rng, shape):
     return self.sigma_max * normal(rng, shape)
@@ -274,10 +350,10 @@ def reverse(sde: SDE, score_fn: ScoreFn, probability_flow: bool = False) -> Reve
 
 
 def denoiser(sde: SDE, score_fn: ScoreFn, x: jax.Array, t: jax.Array) -> jax.Array:
-  """Tweedie's formula: E[x(0) | x(t) = x] = (x + std(t)^2 score) / m(t), shape [B, ...].
+  """Tweedie's formula: E[x(0) | x(t) = x] = (x + std(t)^2 score) / alpha(t), shape [B, ...].
 
-  With x(t) = m(t) x(0) + std(t) z this is the posterior mean of the clean data,
+  With x(t) = alpha(t) x(0) + std(t) z this is the posterior mean of the clean data,
   Karras et al.'s denoiser D(x; sigma); samplers show it as the prediction of x(0).
   """
-  mean, std = sde.marginal_prob(jnp.ones((x.shape[0], 1), x.dtype), t)
-  return (x + batch_broadcast(std**2, x) * score_fn(x, t)) / batch_broadcast(mean[:, 0], x)
+  std = sde.std(t)
+  return (x + batch_broadcast(std**2, x) * score_fn(x, t)) / batch_broadcast(sde.alpha(t), x)

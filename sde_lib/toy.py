@@ -1,8 +1,8 @@
 """A Gaussian mixture whose diffused marginals, and so whose scores, are exact.
 
-Under each of the three SDEs, x(t) given x(0) is N(m(t) x(0), std(t)^2 I), so
+Under each of the three SDEs, x(t) given x(0) is N(alpha(t) x(0), std(t)^2 I), so
 a mixture of diagonal Gaussians stays one:
-p_t = sum_k w_k N(m(t) mu_k, m(t)^2 s_k^2 + std(t)^2). Its score has a closed
+p_t = sum_k w_k N(alpha(t) mu_k, alpha(t)^2 s_k^2 + std(t)^2). Its score has a closed
 form, which lets samplers and likelihoods be checked with no network error.
 """
 
@@ -78,8 +78,8 @@ class GaussianMixture:
 
   def marginal(self, sde: SDE, t: float) -> 'GaussianMixture':
     """The mixture p_t that `sde` diffuses this one into at time t."""
-    mean, std = sde.marginal_prob(jnp.ones((1, 1)), jnp.full((1,), t))
-    m, s = float(mean[0, 0]), float(std[0])
+    t = jnp.asarray(t, jnp.result_type(float))
+    m, s = float(sde.alpha(t)), float(sde.std(t))
     return GaussianMixture(m * self.means, np.sqrt((m * self.stds) ** 2 + s**2), self.weights)
 
   def score_fn(self, sde: SDE) -> ScoreFn:
@@ -87,8 +87,7 @@ class GaussianMixture:
 
     def score(x: jax.Array, t: jax.Array) -> jax.Array:
       flat = _flat(x)
-      mean, std = sde.marginal_prob(jnp.ones((flat.shape[0], 1), flat.dtype), t)
-      m, s = mean[:, :, None], std[:, None, None]  # [B, 1, 1]
+      m, s = sde.alpha(t)[:, None, None], sde.std(t)[:, None, None]  # [B, 1, 1]
       means = m * jnp.asarray(self.means, flat.dtype)[None]  # [B, K, D]
       variances = (m * jnp.asarray(self.stds, flat.dtype)[None]) ** 2 + s**2
       posterior = jax.nn.softmax(self._component_logp(flat, means, variances), axis=-1)

@@ -194,3 +194,53 @@ def test_bad_sde_arguments_raise_naming_the_value(name, kwargs, message):
   with pytest.raises(ValueError) as error:
     get_sde(name, **kwargs)
   assert message in str(error.value)
+
+
+@pytest.mark.parametrize('name', ALL_SDES)
+def test_coefficients_agree_with_marginal_prob_and_each_other(name):
+  with jax.enable_x64(True):
+    sde = get_sde(name)
+    t = jnp.concatenate([jnp.geomspace(1e-6, 1e-2, 9), jnp.linspace(0.02, 1.0, 50)])
+    x = jnp.linspace(-2.0, 3.0, 4)[None].repeat(t.shape[0], 0)
+    mean, std = sde.marginal_prob(x, t)
+    alpha = sde.alpha(t)
+    np.testing.assert_allclose(mean, alpha[:, None] * x, rtol=1e-14)
+    np.testing.assert_allclose(sde.std(t), std, rtol=1e-14)
+    lam = sde.log_snr(t)
+    np.testing.assert_allclose(lam, np.log(np.asarray(alpha) / np.asarray(std)), rtol=1e-12)
+    assert np.all(np.diff(lam) < 0)
+    np.testing.assert_allclose(sde.t_from_log_snr(lam), t, rtol=1e-9)
+
+
+@pytest.mark.parametrize('name, expected', [('vpsde', 0.0), ('subvpsde', 0.0),
+                                            ('vesde', -np.inf)])
+def test_infinite_log_snr_is_the_time_of_the_clean_data(name, expected):
+  sde = get_sde(name)
+  t = sde.t_from_log_snr(jnp.inf)
+  assert float(t) == expected
+  assert float(sde.std(t)) == 0.0 and float(sde.alpha(t)) == 1.0
+  assert float(sde.log_snr(t)) == np.inf
+
+
+def test_coefficients_have_the_papers_closed_forms():
+  t = jnp.array([0.1, 0.5, 1.0])
+  vp, subvp, ve = get_sde('vpsde'), get_sde('subvpsde'), get_sde('vesde')
+  integral = 0.1 * t + 0.5 * (20.0 - 0.1) * t**2  # int_0^t beta
+  np.testing.assert_allclose(vp.alpha(t), np.exp(-0.5 * integral), rtol=1e-6)
+  np.testing.assert_allclose(vp.std(t), np.sqrt(1 - np.exp(-integral)), rtol=1e-6)
+  np.testing.assert_allclose(subvp.std(t), 1 - np.exp(-integral), rtol=1e-6)
+  np.testing.assert_allclose(ve.std(t), 0.01 * 5000.0**t, rtol=1e-6)
+  np.testing.assert_allclose(ve.log_snr(t), -np.log(0.01 * 5000.0**t), rtol=1e-6)
+
+
+def test_discrete_marginals_are_ddpm_and_smld_levels():
+  vp, ve = get_sde('vpsde'), get_sde('vesde')
+  t = jnp.array([0.0, 0.25, 1.0])
+  alpha, std = vp.discrete_marginal(t)
+  np.testing.assert_allclose(alpha, np.sqrt(vp.alphas_cumprod[[0, 249, 999]]), rtol=1e-6)
+  np.testing.assert_allclose(std, vp.sqrt_1m_alphas_cumprod[[0, 249, 999]], rtol=1e-6)
+  alpha, std = ve.discrete_marginal(t)
+  np.testing.assert_array_equal(alpha, 1.0)
+  np.testing.assert_allclose(std, ve.discrete_sigmas[[0, 249, 999]], rtol=1e-6)
+  with pytest.raises(ValueError, match='SubVPSDE has no discrete noise levels'):
+    get_sde('subvpsde').discrete_marginal(t)
