@@ -1,15 +1,16 @@
-"""Flax (linen) score networks: NCSN++, DDPM++, DDPM, NCSN and NCSNv2, and their score functions.
+"""Flax (linen) score networks: NCSN++, DDPM++, DDPM, NCSN and NCSNv2.
 
 `get_model(name)` returns a network class; every option is a keyword argument
-(`get_model('ncsnpp')(nf=128, ch_mult=(1, 2, 2, 2), ...)`). `get_score_fn`
-turns a network and its parameters into the score function the samplers use.
+(`get_model('ncsnpp')(nf=128, ch_mult=(1, 2, 2, 2), ...)`). `net_fn` turns a
+network and its parameters into a function of (x, time input); what its output
+means for an SDE is `sde_lib.parameterization`'s business, not the networks'.
 """
 
 import flax.linen as nn
 
 from models.ncsnpp import DDPM, NCSNpp
 from models.ncsnv2 import NCSN, NCSNv2, NCSNv2_128, NCSNv2_256
-from models.utils import get_score_fn, output_scale, time_condition
+from models.apply import net_fn
 
 MODELS = {
     'ncsnpp': NCSNpp,  # DDPM++ too: NCSNpp(fir=False, embedding_type='positional', ...)
@@ -29,4 +30,4 @@ def get_model(name: str) -> type[nn.Module]:
 
 
 __all__ = ['DDPM', 'MODELS', 'NCSN', 'NCSNpp', 'NCSNv2', 'NCSNv2_128', 'NCSNv2_256',
-           'get_model', 'get_score_fn', 'output_scale', 'time_condition']
+           'get_model', 'net_fn']

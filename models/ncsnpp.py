@@ -7,7 +7,7 @@ option is a keyword argument.
 
 Conditioning. `time_cond` [B] is what the embedding expects: sigma for
 'fourier' (its log is embedded) or a (possibly fractional) timestep for
-'positional'; `models.get_score_fn` supplies it. Optional inputs, each creating
+'positional'; `sde_lib.parameterization` supplies it. Optional inputs, each creating
 its parameters only when used at init:
 - `class_labels` [B] ints in [0, num_classes], num_classes being the null class
   used to drop the label for classifier-free guidance;
@@ -61,7 +61,6 @@ class NCSNpp(nn.Module):
     init_scale: init scale of every block's last layer (0 starts near zero).
     nonlinearity: one of ACTIVATIONS.
     centered: inputs already lie in [-1, 1]; otherwise [0, 1] is mapped there.
-    scale_by_sigma: the output is divided by sigma (VE), done by `get_score_fn`.
     num_classes: number of classes for label conditioning, or None.
   """
 
@@ -84,7 +83,6 @@ class NCSNpp(nn.Module):
   init_scale: float = 0.0
   nonlinearity: str = 'swish'
   centered: bool = True
-  scale_by_sigma: bool = True
   num_classes: int | None = None
 
   def _check(self) -> None:
@@ -215,4 +213,3 @@ class DDPM(NCSNpp):
   progressive: str = 'none'
   progressive_input: str = 'none'
   embedding_type: str = 'positional'
-  scale_by_sigma: bool = False

@@ -1,9 +1,9 @@
 """NCSN (Song & Ermon 2019) and NCSNv2 (2020): RefineNets with dilated residual blocks.
 
 NCSNv2 is not conditioned on the noise level: its output is divided by sigma
-(`scale_by_sigma`, applied by `models.get_score_fn`). Three depths exist, for
-images up to 64, 128 and 256 pixels; `get_model('ncsnv2_64' | 'ncsnv2_128' |
-'ncsnv2_256')` picks one.
+(the 'score' parameterisation with `scale_by_sigma`, see `sde_lib.parameterization`).
+Three depths exist, for images up to 64, 128 and 256 pixels; `get_model('ncsnv2_64' |
+'ncsnv2_128' | 'ncsnv2_256')` picks one.
 
 NCSN (v1, `get_model('ncsn')`) is the 64-px network conditioned on the noise
 level instead: every InstanceNorm++ takes its scales from a table with one row
@@ -225,7 +225,6 @@ class NCSNv2(nn.Module):
     nonlinearity: one of ACTIVATIONS ('elu' in the paper).
     interpolation: 'bilinear' or 'nearest_neighbor' in the fusion blocks.
     centered: inputs already in [-1, 1].
-    scale_by_sigma: divide the output by sigma (always, in the paper).
     adjust_padding: pad before the last downsampling, for 28-px images.
   """
 
@@ -234,12 +233,11 @@ class NCSNv2(nn.Module):
   nonlinearity: str = 'elu'
   interpolation: str = 'bilinear'
   centered: bool = False
-  scale_by_sigma: bool = True
   adjust_padding: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, time_cond: jax.Array, *, train: bool = False) -> jax.Array:
-    """Maps x [B, H, W, C] to an output [B, H, W, C]; time_cond is unused (see scale_by_sigma)."""
+    """Maps x [B, H, W, C] to an output [B, H, W, C]; time_cond is unused (the output is divided by sigma)."""
     del time_cond, train
     return self._refinenet(x, None, None)
 
@@ -291,9 +289,9 @@ class NCSN(NCSNv2):
   are conditional on the level, with norms before every refine-block convolution
   and average pooling in the chained residual pooling. It is trained on the
   discrete VE SDE only: `time_cond` is then NCSN's level index, 0 for the
-  largest sigma (`models.time_condition`), and labels the norms. The output is
-  the score itself (scale_by_sigma False; score_sde's option to divide it by
-  sigma is kept).
+  largest sigma (the 'ncsn_level' time input of `sde_lib.parameterization`), and
+  labels the norms. The output is the score itself (score_sde's option to divide
+  it by sigma, `model.scale_by_sigma`, is kept).
 
   Two conventions follow score_sde's JAX code rather than ermongroup/ncsn's
   PyTorch: the fusion's bilinear resize uses half-pixel centres (PyTorch:
@@ -307,7 +305,6 @@ class NCSN(NCSNv2):
   """
 
   num_levels: int | None = None
-  scale_by_sigma: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, time_cond: jax.Array, *, train: bool = False) -> jax.Array:

@@ -9,9 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from models import get_model, get_score_fn, time_condition
+from models import get_model, net_fn
 from models.ncsnv2 import InstanceNormPlus
 from sde_lib import VESDE
+from sde_lib.parameterization import Parameterization
 
 LEVELS = 5
 # One downsampling stage instead of three halves the compile time; the
@@ -129,13 +130,13 @@ def test_num_levels_is_required():
 
 def test_score_fn_feeds_the_level_index_and_gradients_reach_only_the_rows_of_its_levels(tiny):
   model, params, x = tiny
-  assert model.scale_by_sigma is False
+  param = Parameterization('score', 'ncsn_level')  # configs/ve/ncsn: no division by sigma
   sde = VESDE(N=LEVELS, sigma_min=0.01, sigma_max=1.0)
   t = jnp.array([1.0, 0.25])  # the largest sigma (level 0) and timestep 1 (level 3)
-  np.testing.assert_array_equal(time_condition(sde, t, continuous=False), [0, 3])
+  np.testing.assert_array_equal(param.time_condition(sde, t), [0, 3])
 
   def loss(p):
-    score = get_score_fn(sde, model, p, continuous=False)(x, t)
+    score = param.score_fn(sde, net_fn(model, p))(x, t)
     return jnp.sum(score ** 2), score
 
   grads, score = jax.jit(jax.grad(loss, has_aux=True))(params)

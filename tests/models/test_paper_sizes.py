@@ -19,8 +19,7 @@ import pytest
 
 from models import get_model
 
-DDPMPP = dict(fir=False, progressive_input='none', embedding_type='positional',
-              scale_by_sigma=False)
+DDPMPP = dict(fir=False, progressive_input='none', embedding_type='positional')
 NCSNPP_HIGH_RES = dict(dropout=0.0, progressive='output_skip', progressive_input='input_skip')
 
 PAPER_SIZES = [
