@@ -1,15 +1,16 @@
 """The mathematics of score-based generative modelling through SDEs, as pure JAX.
 
-Modules: `sde` (forward SDEs, reverse SDE, probability-flow ODE), `losses`,
-`sampling` (predictor-corrector and ODE samplers), `likelihood` (bits/dim),
-`toy` (a Gaussian mixture with exact scores), `utils`.
+Modules: `sde` (forward SDEs and their coefficients, reverse SDE, probability-flow
+ODE, denoiser), `parameterization` (network output <-> score), `losses`, `sampling`
+(every sampler behind one contract, and the time grids), `ode` (the diffrax solve),
+`likelihood` (bits/dim), `toy` (a Gaussian mixture with exact scores), `utils`.
 """
 
-from sde_lib import likelihood, losses, sampling, toy, utils
+from sde_lib import likelihood, losses, ode, parameterization, sampling, toy, utils
 from sde_lib.sde import (SDE, SDES, VESDE, VPSDE, ReverseSDE, ScoreFn, SubVPSDE, denoiser,
                          get_sde, reverse)
 
 __all__ = [
     'SDE', 'SDES', 'VESDE', 'VPSDE', 'ReverseSDE', 'ScoreFn', 'SubVPSDE', 'denoiser', 'get_sde',
-    'likelihood', 'losses', 'reverse', 'sampling', 'toy', 'utils',
+    'likelihood', 'losses', 'ode', 'parameterization', 'reverse', 'sampling', 'toy', 'utils',
 ]

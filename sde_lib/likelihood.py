@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sde_lib.sampling import solve_ode
+from sde_lib.ode import solve_ode
 from sde_lib.sde import SDE, ScoreFn, reverse
 from sde_lib.utils import normal, rademacher, uniform
 
@@ -64,7 +64,7 @@ def bits_per_dim(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x: jax.Array, *,
       example held fixed along the trajectory) or 'exact' (D Jacobian-vector
       products per evaluation; small D only).
     rtol, atol, method, n_steps, max_steps: ODE solver settings as in
-      `sampling.solve_ode`.
+      `ode.solve_ode`.
     eps: starting time of the ODE, in (0, T).
     n_bits: bit depth of discrete data, or None for continuous data.
     centered: whether model space is [-1, 1] rather than [0, 1] (with n_bits).
