@@ -283,7 +283,7 @@ def _missing_message(tfds_name: str, data_dir: str) -> str:
 
 
 def open_source(
-    name: str, split: str, *, data_dir: PathLike, download: bool = False
+    name: str, split: str, *, data_dir: PathLike | None, download: bool = False
 ) -> tuple[_CheckedSource, tfds.core.DatasetInfo]:
   """Opens one split of a dataset for random access, failing fast and in one line.
 
@@ -291,7 +291,8 @@ def open_source(
     name: 'digits' (built offline on first use) or a tfds builder name, e.g. 'cifar10',
       'lsun/bedroom'.
     split: a tfds split, e.g. 'train', 'test', 'train[:90%]'.
-    data_dir: the tfds data directory.
+    data_dir: the tfds data directory; None (or '') is tfds' default, $TFDS_DATA_DIR or
+      ~/tensorflow_datasets.
     download: let tfds download and prepare a missing dataset (needs internet and, for
       most image datasets, TensorFlow); never touch the network otherwise.
 
@@ -302,7 +303,7 @@ def open_source(
     DatasetError: the dataset is unknown, missing, in a format without random access, or
       its files cannot be read.
   """
-  data_dir = os.fspath(data_dir)
+  data_dir = os.path.expanduser(os.fspath(data_dir or tfds.core.constants.DATA_DIR))
   tfds_name = name
   if name in BUNDLED:
     tfds_name, prepare = BUNDLED[name]
@@ -443,7 +444,7 @@ def get_dataset(
     name: str,
     split: str,
     *,
-    data_dir: PathLike,
+    data_dir: PathLike | None,
     image_size: int,
     centered: bool,
     random_flip: bool,
@@ -459,7 +460,8 @@ def get_dataset(
   Args:
     name: 'digits' or a tfds builder name ('cifar10', 'mnist', 'celeb_a', 'lsun/bedroom').
     split: a tfds split name, e.g. 'train' or 'test'.
-    data_dir: the tfds data directory (the digits are built there on first use).
+    data_dir: the tfds data directory (the digits are built there on first use); None
+      is tfds' default.
     image_size: side of the square images returned.
     centered: scale images to [-1, 1] instead of [0, 1].
     random_flip: flip training images horizontally with probability 1/2.

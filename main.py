@@ -1,14 +1,19 @@
-"""scorelab's command line: train, evaluate or sample score-based generative models.
+"""scorelab's command line: train, evaluate, sample or sweep score-based generative models.
 
   python main.py --config configs/digits/ve.py --workdir workdir/digits_ve --mode train
   python main.py --config configs/digits/ve.py --workdir workdir/digits_ve --mode sample \
-      --config.sampling.num_samples=64
+      --config.sampling.method=dpm_solver_pp --config.sampling.n_steps=20
+  python main.py --config configs/sweeps/digits_samplers.py --workdir workdir/digits \
+      --mode sweep
 
 Overrides use ml_collections syntax (--config.training.batch_size=8); the config
 is locked, so a misspelt key fails. On several hosts, launch one process per
-host: jax.distributed is initialised from the cluster environment.
+host with --multihost (jax.distributed finds the cluster itself on SLURM, Open
+MPI, Cloud TPU and Kubernetes) or with --coordinator_address, --num_processes
+and --process_id.
 """
 
+import importlib.util
 import os
 import re
 import sys
@@ -18,7 +23,7 @@ from ml_collections import config_flags
 
 import run_lib
 
-MODES = ('train', 'eval', 'sample')
+MODES = ('train', 'eval', 'sample', 'sweep')
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
                                           lock_config=True)
@@ -26,6 +31,11 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs
 _MODE = flags.DEFINE_enum('mode', 'train', MODES, 'What to run.')
 _MULTIHOST = flags.DEFINE_bool('multihost', False,
                                'Call jax.distributed.initialize() (one process per host).')
+_COORDINATOR = flags.DEFINE_string('coordinator_address', None,
+                                   'host:port of process 0, for jax.distributed.initialize '
+                                   'where the cluster is not detected (implies --multihost).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Processes in all (multi-host).')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process, 0..num_processes-1.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -36,6 +46,9 @@ def _fail(message: str) -> None:
 
 def _parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with every bad flag or config override reported on one line."""
+  given = [a.split('=', 1)[1] for a in argv if a.startswith('--config=')]
+  if given and not os.path.isfile(given[-1].split(':')[0]):  # the last one counts
+    _fail(f'config file {given[-1].split(":")[0]} not found')
   try:
     rest = flags.FLAGS(argv)
     _CONFIG.value  # noqa: B018 (a config file that failed to load raises only when read)
@@ -49,7 +62,20 @@ def _parse_flags(argv: list[str]) -> list[str]:
           (f' (did you mean {hint.group(1)}?)' if hint else ''))
   except (flags.Error, TypeError, ValueError) as e:
     _fail(str(e))
+  except OSError as e:  # a config file that raised while loading
+    _fail(str(e).strip().splitlines()[0] + ': ' + str(e).strip().splitlines()[-1].strip())
   return rest
+
+
+def _sweep_points():
+  """The sweep() of the config file, imported the way config_flags loads it."""
+  path = config_flags.get_config_filename(flags.FLAGS['config']).split(':')[0]
+  spec = importlib.util.spec_from_file_location('_sweep_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not callable(getattr(module, 'sweep', None)):
+    _fail(f'{path} has no sweep() listing the points; see configs/sweeps/')
+  return module.sweep
 
 
 def _use_every_core(config) -> None:
@@ -71,11 +97,17 @@ def _use_every_core(config) -> None:
 def main(argv):
   del argv
   _use_every_core(_CONFIG.value)
-  if _MULTIHOST.value:
+  explicit = (_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  if _MULTIHOST.value or any(v is not None for v in explicit):
     import jax
-    jax.distributed.initialize()
+    jax.distributed.initialize(*explicit)
   logging.set_verbosity(logging.WARNING)
-  run = {'train': run_lib.train, 'eval': run_lib.evaluate, 'sample': run_lib.sample}[_MODE.value]
+  if _MODE.value == 'sweep':
+    points = _sweep_points()
+    run = lambda config, workdir: run_lib.sweep(config, workdir, points)  # noqa: E731
+  else:
+    run = {'train': run_lib.train, 'eval': run_lib.evaluate,
+           'sample': run_lib.sample}[_MODE.value]
   try:
     run(_CONFIG.value, _WORKDIR.value)
   except (run_lib.JobError, ValueError, OSError) as e:

@@ -87,7 +87,7 @@ def _force_host_devices(n: int) -> None:
 
 def _code_version() -> str:
   """The last commit that changed the code timed here, '+dirty' with uncommitted changes."""
-  paths = ['run_lib.py', 'models', 'sde_lib', 'configs']
+  paths = ['run_lib', 'models', 'sde_lib', 'configs']
   try:
     commit = subprocess.run(['git', 'log', '-1', '--format=%h', '--', *paths], cwd=ROOT,
                             check=True, capture_output=True, text=True).stdout.strip()
@@ -175,13 +175,12 @@ def prepare_train(config, mesh) -> dict:
   import run_lib
 
   training = config.training
-  sde = run_lib.create_sde(config)
-  model = run_lib.create_model(config)
-  optimizer = run_lib.create_optimizer(config)
+  with tempfile.TemporaryDirectory(prefix='train_throughput-') as workdir:
+    job = run_lib.Job(config, workdir)
   replicated = NamedSharding(mesh, P())
-  state = run_lib.init_state(config, model, optimizer, replicated)
+  state = run_lib.init_state(config, job.model, job.optimizer, replicated)
 
-  step_fn = run_lib.jit_train_step(config, model, sde, optimizer, mesh)
+  step_fn = run_lib.jit_train_step(job, mesh)
   batch_sharding = NamedSharding(mesh, P(None, 'data'))
 
   k = training.n_jitted_steps
@@ -191,7 +190,7 @@ def prepare_train(config, mesh) -> dict:
   if config.data.centered:
     local = 2.0 * local - 1.0
   images = jax.make_array_from_process_local_data(batch_sharding, local)  # [k, B, H, W, C]
-  train_key = jax.random.fold_in(jax.random.key(config.seed), 0)
+  train_key = run_lib.stream(config, 'train')
   rngs = jnp.stack([jax.random.fold_in(train_key, s) for s in range(k)])
 
   compile_s = _compile(step_fn, state, images, rngs)
@@ -285,31 +284,25 @@ def prepare_sampling(config, workdir: str) -> dict:
   import jax
   import jax.numpy as jnp
 
-  import models
   import run_lib
+  from run_lib.sample import compiled_sampler
 
-  # run_lib.sample's own sampler (private to run_lib: it builds the jitted program inline).
-  job = run_lib._Job(config, workdir)
+  # run_lib.sample's own jitted program (draw() adds only the copy to uint8 on the host).
+  job = run_lib.Job(config, workdir)
   n = config.sampling.batch_size
   shape = (n, *job.image_shape)
-  continuous = config.training.continuous
   # run_lib.sample holds the restored EMA parameters replicated over the job's mesh.
   params = run_lib.init_state(config, job.model, job.optimizer, job.replicated).ema_params
-  rng = jax.random.fold_in(jax.random.key(config.seed), 10_000)
+  rng = jax.random.fold_in(run_lib.stream(config, 'sample'), 0)
 
-  sample = job._sampler(n)  # jitted; job.sample adds only the copy to uint8 on the host
+  sample = compiled_sampler(job, n, 0)
   start = time.perf_counter()
   compiled = sample.lower(params, rng).compile()
   compile_s = {'sampler': time.perf_counter() - start}
   x_sharding = compiled.output_shardings[0]  # where run_lib's sampler keeps the batch
 
-  def score(params):
-    return models.get_score_fn(job.sde, job.model, params, continuous=continuous)
-
-  traced = {}  # the PC sampler's NFE is a Python int, fixed by N and the methods
-  sampler = run_lib.create_sampler(config, job.sde, shape)
-  jax.eval_shape(lambda p, r: traced.setdefault('nfe', sampler(r, score(p))[1]), params, rng)
-  nfe = traced['nfe']
+  score = job.score_fn
+  nfe = int(sample(params, rng)[1])
   timesteps = jnp.linspace(job.sde.T, config.sampling.eps, nfe)
 
   def evaluate(params, x, t):  # one score evaluation, chained so that none is hoisted

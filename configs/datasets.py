@@ -126,8 +126,8 @@ def _score_sde_defaults(config: ml_collections.ConfigDict, *, dataset: str, imag
   training.n_jitted_steps = 5
 
   sampling = config.sampling
-  sampling.n_steps_each = 1
-  sampling.noise_removal = True
+  sampling.corrector_steps = 1
+  sampling.denoise = True
   sampling.probability_flow = False
   sampling.snr = snr
 

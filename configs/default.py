@@ -7,6 +7,7 @@ fails instead of being ignored.
 """
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 
 def get_default_config() -> ml_collections.ConfigDict:
@@ -53,7 +54,11 @@ def get_default_config() -> ml_collections.ConfigDict:
   model.fourier_scale = 16.0
   model.init_scale = 0.0
   model.nonlinearity = 'swish'
-  model.scale_by_sigma = True
+  # The parameterisation (sde_lib.parameterization): '' is Song et al.'s for the SDE
+  # and training.continuous (eps for VP/sub-VP, score for VE).
+  model.output = ''  # '', 'eps', 'score', 'x0'
+  model.time_input = ''  # '', 't999', 'ddpm_index', 'sigma', 'ncsn_level'
+  model.scale_by_sigma = True  # a 'score' network's output is divided by sigma
   model.num_classes = 0  # > 0: condition on class labels (label num_classes = none)
   model.interpolation = 'bilinear'  # NCSNv2 only
   model.adjust_padding = False  # NCSNv2 only
@@ -84,17 +89,28 @@ def get_default_config() -> ml_collections.ConfigDict:
   optim.grad_clip = 1.0  # global-norm clipping; <= 0 disables it
 
   config.sampling = sampling = ml_collections.ConfigDict()
-  sampling.method = 'pc'  # 'pc' or 'ode'
-  sampling.predictor = 'reverse_diffusion'
-  sampling.corrector = 'langevin'
-  sampling.snr = 0.16
-  sampling.n_steps_each = 1
-  sampling.probability_flow = False
-  sampling.noise_removal = True
-  sampling.eps = 1e-3
-  sampling.ode_method = 'dopri5'
-  sampling.rtol = 1e-5
+  # 'pc' | 'ode' | 'ddim' | 'dpm_solver_pp' | 'dpm_solver_pp_sde' | 'unipc' | 'edm_heun'
+  sampling.method = 'pc'
+  sampling.n_steps = placeholder(int)  # time steps (PC: noise levels); None: the SDE's N
+  sampling.schedule = 'uniform'  # 'uniform' | 'karras' | 'logsnr' | 'quadratic'
+  sampling.eps = 1e-3  # the last time before the final denoising step to sigma = 0
+  sampling.rho = 7.0  # the 'karras' schedule's exponent
+  sampling.predictor = 'reverse_diffusion'  # pc
+  sampling.corrector = 'langevin'  # pc
+  sampling.snr = 0.16  # pc: the corrector's signal-to-noise ratio
+  sampling.corrector_steps = 1  # pc: corrector steps per noise level
+  sampling.probability_flow = False  # pc: predict along the probability-flow ODE
+  sampling.denoise = True  # pc: drop the last step's noise (score_sde's noise_removal)
+  sampling.ode_method = 'dopri5'  # ode: 'dopri5', 'tsit5' (adaptive), 'heun', 'euler'
+  sampling.rtol = 1e-5  # ode (adaptive)
   sampling.atol = 1e-5
+  sampling.eta = 0.0  # ddim: 0 deterministic, 1 ancestral
+  sampling.order = 2  # dpm_solver_pp, dpm_solver_pp_sde (1-3), unipc (1-3; 3 is usual)
+  sampling.lower_order_final = True  # dpm_solver_pp*, unipc
+  sampling.s_churn = 0.0  # edm_heun: EDM's stochasticity (0: Algorithm 1)
+  sampling.s_min = 0.0  # edm_heun: the sigma range that gets churn
+  sampling.s_max = float('inf')
+  sampling.s_noise = 1.0
   sampling.batch_size = 64  # samples per PNG grid and per sampling call
   sampling.num_samples = 64  # --mode sample
   sampling.trajectory_frames = 0  # >= 2: --mode sample also draws the denoising trajectory
@@ -114,4 +130,10 @@ def get_default_config() -> ml_collections.ConfigDict:
   evaluate.inception_weights = ''  # local .npz of the FID Inception network
   # KID's subsets (Binkowski et al.: 1000); below both set sizes, or its std is 0.
   evaluate.kid_subset_size = 1000
+
+  # --mode sweep (configs/sweeps/): see run_lib/sweep.py.
+  config.sweep = sweep = ml_collections.ConfigDict()
+  sweep.index = -1  # >= 0: run only this point (a cluster array job's task index)
+  sweep.metric = 'fd'  # the metric plotted: 'fd', 'kid', 'is', 'bpd', 'test_loss', ...
+  sweep.x = ''  # the plot's x axis: a swept key or 'nfe'; '' is the last swept key
   return config

@@ -12,6 +12,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
+import models
 import run_lib
 from configs.default import get_default_config
 from sde_lib import sampling
@@ -104,30 +105,41 @@ def test_config_has_exactly_the_default_keys_and_types(path):
     config.training.batchsize = 64
 
 
-@pytest.mark.parametrize('path', CONFIG_FILES)
-def test_config_builds_its_sde_and_network(path):
-  config = load(path)
-  sde = run_lib.create_sde(config)
-  assert sde.N == config.sde.N
-  assert run_lib.create_model(config) is not None
-  assert config.sampling.method in ('pc', 'ode')
-  assert config.sampling.predictor in sampling.PREDICTORS
-  assert config.sampling.corrector in sampling.CORRECTORS
-  assert 0 < config.sampling.eps < sde.T
+_shapes = {}
 
 
-_counts = {}
-
-
-def count_parameters(config: ml_collections.ConfigDict) -> int:
-  """Parameters of the config's network, from shapes only; configs sharing a network share it."""
+def parameter_shapes(config: ml_collections.ConfigDict) -> dict:
+  """The config's network initialised from shapes only (jax.eval_shape: no memory spent);
+  configs sharing a network share it."""
   model = run_lib.create_model(config)
   shape = (1, config.data.image_size, config.data.image_size, config.data.num_channels)
   key = (repr(model), shape)
-  if key not in _counts:
-    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape), jnp.ones((1,))))
-    _counts[key] = sum(leaf.size for leaf in jax.tree.leaves(shapes['params']))
-  return _counts[key]
+  if key not in _shapes:
+    _shapes[key] = jax.eval_shape(
+        lambda: model.init(jax.random.key(0), jnp.zeros(shape), jnp.ones((1,))))['params']
+  return _shapes[key]
+
+
+def count_parameters(config: ml_collections.ConfigDict) -> int:
+  return sum(leaf.size for leaf in jax.tree.leaves(parameter_shapes(config)))
+
+
+@pytest.mark.parametrize('path', CONFIG_FILES)
+def test_config_builds_its_sde_network_parameterisation_and_sampler(path):
+  config = load(path)
+  sde = run_lib.create_sde(config)
+  assert sde.N == config.sde.N
+  params = parameter_shapes(config)
+  assert jax.tree.leaves(params)
+  param = run_lib.create_parameterization(config, sde)
+  sampler = run_lib.create_sampler(config, sde)
+  assert sampler.method in sampling.SAMPLERS
+  # The score function of the initialised network runs at the sampler's first time.
+  shape = (2, config.data.image_size, config.data.image_size, config.data.num_channels)
+  score = jax.eval_shape(lambda p, x: param.score_fn(sde, models.net_fn(
+      run_lib.create_model(config), p))(x, jnp.full((2,), sde.T)), params,
+      jax.ShapeDtypeStruct(shape, jnp.float32))
+  assert score.shape == shape
 
 
 @pytest.mark.parametrize('path', sorted(PUBLISHED_PARAMETERS))

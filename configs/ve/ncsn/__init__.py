@@ -27,7 +27,7 @@ from configs.ve.ncsnv2 import ncsnv2_config
 
 
 def ncsn_config(dataset: str, *, n_levels: int, sigma_max: float | None, ema_rate: float,
-                n_steps_each: int, snr: float) -> ml_collections.ConfigDict:
+                corrector_steps: int, snr: float) -> ml_collections.ConfigDict:
   """An NCSN config of score_sde's configs/ve/ncsn, from what its file sets.
 
   Args:
@@ -36,14 +36,14 @@ def ncsn_config(dataset: str, *, n_levels: int, sigma_max: float | None, ema_rat
       conditional norms get one row each.
     sigma_max: the largest sigma; None keeps the dataset default.
     ema_rate: EMA decay of the parameters; 0 evaluates the raw parameters.
-    n_steps_each: annealed Langevin steps per noise level.
+    corrector_steps: annealed Langevin steps per noise level.
     snr: the Langevin corrector's signal-to-noise ratio, which sets its step size.
 
   Returns:
     The config, unlocked.
   """
   # NCSNv2's annealed-Langevin VE setup on discrete levels, with NCSN's network and optimiser.
-  config = ncsnv2_config(dataset, networks.ncsn, n_levels=n_levels, n_steps_each=n_steps_each,
+  config = ncsnv2_config(dataset, networks.ncsn, n_levels=n_levels, corrector_steps=corrector_steps,
                          snr=snr)
   config.model.scale_by_sigma = False  # the network outputs the score; its norms see sigma
   config.model.ema_rate = ema_rate

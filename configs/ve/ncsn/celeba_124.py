@@ -12,5 +12,5 @@ from configs.ve.ncsn import ncsn_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  return ncsn_config('celeb_a', n_levels=500, sigma_max=None, ema_rate=0.0, n_steps_each=5,
+  return ncsn_config('celeb_a', n_levels=500, sigma_max=None, ema_rate=0.0, corrector_steps=5,
                      snr=0.128)

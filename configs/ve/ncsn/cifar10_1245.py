@@ -3,8 +3,8 @@
 39,750,659 parameters. Song et al.'s score_sde: configs/ve/ncsn/cifar10_1245.py
 
 The published file also defines local variables (step_size, ckpt_id,
-noise_removal = False, ...) that it never stores in the config: noise_removal
-stays True.
+noise_removal = False, ...) that it never stores in the config: sampling.denoise
+(score_sde's noise_removal) stays True.
 
   python main.py --config configs/ve/ncsn/cifar10_1245.py \
       --workdir workdir/ve/ncsn/cifar10_1245 --mode train
@@ -16,5 +16,5 @@ from configs.ve.ncsn import ncsn_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  return ncsn_config('cifar10', n_levels=232, sigma_max=None, ema_rate=0.999, n_steps_each=5,
+  return ncsn_config('cifar10', n_levels=232, sigma_max=None, ema_rate=0.999, corrector_steps=5,
                      snr=0.176)

@@ -12,5 +12,5 @@ from configs.ve.ncsn import ncsn_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  return ncsn_config('cifar10', n_levels=10, sigma_max=1.0, ema_rate=0.999, n_steps_each=100,
+  return ncsn_config('cifar10', n_levels=10, sigma_max=1.0, ema_rate=0.999, corrector_steps=100,
                      snr=0.316)

@@ -17,7 +17,7 @@ from configs.default import get_default_config
 
 
 def ncsnv2_config(dataset: str, network: Callable[[ml_collections.ConfigDict], None], *,
-                  n_levels: int, n_steps_each: int, snr: float) -> ml_collections.ConfigDict:
+                  n_levels: int, corrector_steps: int, snr: float) -> ml_collections.ConfigDict:
   """An NCSNv2 config of score_sde's configs/ve/ncsnv2.
 
   Args:
@@ -25,7 +25,7 @@ def ncsnv2_config(dataset: str, network: Callable[[ml_collections.ConfigDict], N
       `datasets.apply_defaults`).
     network: `networks.ncsnv2` (up to 64 px) or `networks.ncsnv2_128`.
     n_levels: noise levels, sde.N (num_scales in score_sde).
-    n_steps_each: annealed Langevin steps per noise level.
+    corrector_steps: annealed Langevin steps per noise level.
     snr: the Langevin corrector's signal-to-noise ratio, which sets its step size.
 
   Returns:
@@ -43,7 +43,7 @@ def ncsnv2_config(dataset: str, network: Callable[[ml_collections.ConfigDict], N
   config.training.continuous = False
   config.sampling.predictor = 'none'
   config.sampling.corrector = 'ald'
-  config.sampling.n_steps_each = n_steps_each
+  config.sampling.corrector_steps = corrector_steps
   config.sampling.snr = snr
 
   config.optim.lr = 1e-4

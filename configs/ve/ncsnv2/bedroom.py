@@ -13,7 +13,7 @@ from configs.ve.ncsnv2 import ncsnv2_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = ncsnv2_config('lsun/bedroom', networks.ncsnv2_128, n_levels=1086, n_steps_each=3,
+  config = ncsnv2_config('lsun/bedroom', networks.ncsnv2_128, n_levels=1086, corrector_steps=3,
                          snr=0.095)
   config.model.ema_rate = 0.9999
   config.data.image_size = 128

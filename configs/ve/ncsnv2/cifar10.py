@@ -16,4 +16,4 @@ from configs.ve.ncsnv2 import ncsnv2_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  return ncsnv2_config('cifar10', networks.ncsnv2, n_levels=232, n_steps_each=5, snr=0.176)
+  return ncsnv2_config('cifar10', networks.ncsnv2, n_levels=232, corrector_steps=5, snr=0.176)

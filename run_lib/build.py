@@ -1,0 +1,228 @@
+"""The one reader of the ConfigDict: SDE, parameterisation, network, loss, optimiser,
+sampler, data and the `Job` that train, sample, evaluate and sweep share."""
+
+import dataclasses
+import functools
+import os
+import pathlib
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import ml_collections
+import optax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import input_pipeline
+import models
+import sde_lib
+from run_lib import state as state_lib
+from run_lib.errors import JobError
+from run_lib.mesh import check_divisible, create_mesh
+from sde_lib import sampling
+from sde_lib.parameterization import Parameterization, song_et_al
+
+
+def create_sde(config: ml_collections.ConfigDict) -> sde_lib.SDE:
+  """The SDE named by config.sde, with only the hyperparameters that SDE has."""
+  cls = sde_lib.SDES.get(config.sde.name)
+  if cls is None:
+    raise ValueError(f'unknown sde {config.sde.name!r}; known: {sorted(sde_lib.SDES)}')
+  fields = {f.name for f in dataclasses.fields(cls)}
+  return cls(**{k: v for k, v in config.sde.items() if k in fields})
+
+
+def create_parameterization(config: ml_collections.ConfigDict,
+                            sde: sde_lib.SDE) -> Parameterization:
+  """What the network predicts and sees: config.model.output / time_input, each
+  defaulting ('') to Song et al.'s choice for the SDE and training.continuous."""
+  published = song_et_al(sde, continuous=config.training.continuous,
+                         scale_by_sigma=config.model.scale_by_sigma)
+  return Parameterization(output=config.model.output or published.output,
+                          time_input=config.model.time_input or published.time_input,
+                          scale_by_sigma=config.model.scale_by_sigma)
+
+
+def create_model(config: ml_collections.ConfigDict) -> nn.Module:
+  """The network named by config.model.name, given the config.model keys it has."""
+  cls = models.get_model(config.model.name)
+  options = {f.name for f in dataclasses.fields(cls)} - {'parent', 'name'}
+  kwargs = {k: v for k, v in config.model.items() if k in options}
+  kwargs['centered'] = config.data.centered
+  if 'num_classes' in options:
+    kwargs['num_classes'] = config.model.num_classes or None
+  if 'num_levels' in options:  # NCSN: one row of norm scales per noise level
+    kwargs['num_levels'] = config.sde.N
+  return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
+
+
+def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Adam with linear warmup from 0 and global-norm gradient clipping, as in Song et al."""
+  optim = config.optim
+  if optim.optimizer != 'adam':
+    raise ValueError(f"unknown optimizer {optim.optimizer!r}; known: ['adam']")
+  lr = optax.linear_schedule(0.0, optim.lr, optim.warmup) if optim.warmup > 0 else optim.lr
+  adam = (optax.adamw(lr, b1=optim.beta1, eps=optim.eps, weight_decay=optim.weight_decay)
+          if optim.weight_decay > 0 else optax.adam(lr, b1=optim.beta1, eps=optim.eps))
+  if optim.grad_clip > 0:
+    return optax.chain(optax.clip_by_global_norm(optim.grad_clip), adam)
+  return adam
+
+
+LossFn = Callable[..., jax.Array]
+"""loss(rng, score_fn, images, weights=None) -> scalar."""
+
+
+def create_loss_fn(config: ml_collections.ConfigDict, sde: sde_lib.SDE) -> LossFn:
+  """loss(rng, score_fn, images): continuous DSM, or DDPM's (VP) / SMLD's (VE) discrete loss."""
+  training = config.training
+  if training.continuous:
+    return functools.partial(sde_lib.losses.dsm_loss, sde=sde, reduce_mean=training.reduce_mean,
+                             likelihood_weighting=training.likelihood_weighting)
+  if training.likelihood_weighting:
+    raise ValueError('likelihood_weighting needs training.continuous=True')
+  if isinstance(sde, sde_lib.VPSDE):
+    return functools.partial(sde_lib.losses.ddpm_loss, sde=sde, reduce_mean=training.reduce_mean)
+  if isinstance(sde, sde_lib.VESDE):
+    return functools.partial(sde_lib.losses.smld_loss, sde=sde, reduce_mean=training.reduce_mean)
+  raise ValueError(f'discrete training (training.continuous=False) exists for vpsde (DDPM) and '
+                   f'vesde (SMLD), not {config.sde.name!r}')
+
+
+# The config keys each sampler reads, as its keyword arguments.
+_SAMPLER_OPTIONS = {
+    'pc': {'predictor': 'predictor', 'corrector': 'corrector', 'snr': 'snr',
+           'corrector_steps': 'corrector_steps', 'probability_flow': 'probability_flow',
+           'denoise': 'denoise'},
+    'ode': {'solver': 'ode_method', 'rtol': 'rtol', 'atol': 'atol'},
+    'ddim': {'eta': 'eta'},
+    'dpm_solver_pp': {'order': 'order', 'lower_order_final': 'lower_order_final'},
+    'dpm_solver_pp_sde': {'order': 'order', 'lower_order_final': 'lower_order_final'},
+    'unipc': {'order': 'order', 'lower_order_final': 'lower_order_final'},
+    'edm_heun': {'s_churn': 's_churn', 's_min': 's_min', 's_max': 's_max', 's_noise': 's_noise'},
+}
+assert set(_SAMPLER_OPTIONS) == set(sampling.SAMPLERS)
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerSpec:
+  """A configured sampler: sampling.sample's method, grid and options."""
+
+  method: str
+  n_steps: int
+  schedule: str
+  eps: float
+  rho: float
+  options: dict
+
+  def __call__(self, rng, sde, score_fn, x_T, n_frames: int = 0) -> sampling.SampleOutput:
+    return sampling.sample(self.method, rng, sde, score_fn, x_T, n_steps=self.n_steps,
+                           schedule=self.schedule, eps=self.eps, rho=self.rho,
+                           n_frames=n_frames, **self.options)
+
+
+def create_sampler(config: ml_collections.ConfigDict, sde: sde_lib.SDE) -> SamplerSpec:
+  """The sampler of config.sampling, checked now, not at the first snapshot hours later.
+
+  Raises:
+    ValueError: naming the bad sampling.* value and the allowed ones.
+  """
+  s = config.sampling
+  if s.method not in _SAMPLER_OPTIONS:
+    raise ValueError(f'unknown sampling.method {s.method!r}; known: {sorted(_SAMPLER_OPTIONS)}')
+  known = {'predictor': sampling.PREDICTORS, 'corrector': sampling.CORRECTORS,
+           'ode_method': sampling.SOLVERS, 'schedule': sampling.SCHEDULES}
+  for key, names in known.items():
+    if s[key] not in names:
+      raise ValueError(f'unknown sampling.{key} {s[key]!r}; known: {sorted(names)}')
+  if s.trajectory_frames == 1 or s.trajectory_frames < 0:
+    raise ValueError('sampling.trajectory_frames must be 0 (no strip) or at least 2, got '
+                     f'{s.trajectory_frames}')
+  options = {arg: s[key] for arg, key in _SAMPLER_OPTIONS[s.method].items()}
+  spec = SamplerSpec(s.method, sde.N if s.n_steps is None else s.n_steps, s.schedule, s.eps,
+                     s.rho, options)
+  try:
+    # Tracing it once on a stand-in score checks every option; nothing is computed.
+    jax.eval_shape(lambda: spec(jax.random.key(0), sde, lambda x, t: -x,
+                                jax.numpy.zeros((1, 2))))
+  except ValueError as e:
+    raise ValueError(f'sampling.* ({spec.method}): {e}') from None
+  return spec
+
+
+def make_workdir(workdir: str) -> pathlib.Path:
+  path = pathlib.Path(workdir).absolute()  # orbax refuses relative checkpoint paths
+  try:
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / f'.writable-{os.getpid()}'  # one per process: hosts may share the workdir
+    probe.write_text('')
+    probe.unlink()
+  except OSError as e:
+    raise JobError(f'workdir {workdir!r} is not writable: {e.strerror or e}') from None
+  return path
+
+
+def _data_dir(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> str | None:
+  if config.data.data_dir:
+    return config.data.data_dir
+  return str(workdir / 'data') if config.data.dataset == 'digits' else None
+
+
+def create_dataset(config: ml_collections.ConfigDict, workdir: pathlib.Path, split: str,
+                   batch_size: int):
+  """The configured dataset split, sharded over hosts, deterministic in (seed, step)."""
+  data = config.data
+  return input_pipeline.get_dataset(
+      data.dataset, split, data_dir=_data_dir(config, workdir), image_size=data.image_size,
+      centered=data.centered, random_flip=data.random_flip and split == 'train',
+      uniform_dequantization=data.uniform_dequantization and split == 'train',
+      global_batch_size=batch_size, seed=config.seed, process_index=jax.process_index(),
+      process_count=jax.process_count(), download=data.download)
+
+
+# Streams of randomness, each its own fold of the root key: no two can collide.
+STREAMS = {'train': 0, 'test_loss': 1, 'snapshot_samples': 2, 'sample': 3, 'eval': 4}
+
+
+def stream(config: ml_collections.ConfigDict, name: str) -> jax.Array:
+  """The root key of one named stream of randomness of the job."""
+  return jax.random.fold_in(jax.random.key(config.seed), STREAMS[name])
+
+
+class Job:
+  """What train/eval/sample/sweep share, built once from the config: SDE, parameterisation,
+  network, optimiser, sampler, mesh and checkpoints."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    self.config = config
+    self.workdir = make_workdir(workdir)
+    self.sde = create_sde(config)
+    self.parameterization = create_parameterization(config, self.sde)
+    self.model = create_model(config)
+    self.optimizer = create_optimizer(config)
+    self.sampler = create_sampler(config, self.sde)
+    self.mesh = create_mesh()
+    self.replicated = NamedSharding(self.mesh, P())
+    self.sharded = NamedSharding(self.mesh, P('data'))  # along the leading (batch) axis
+    self.manager = state_lib.checkpoint_manager(self.workdir, config.training.snapshot_freq)
+    self.image_shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
+    self.centered = config.data.centered
+    check_divisible('sampling.batch_size', config.sampling.batch_size)
+    self.compiled: dict = {}  # jitted programs of this job, compiled once each (sample.py)
+
+  def score_fn(self, params, **net_options) -> sde_lib.ScoreFn:
+    """The score function of the network with these parameters."""
+    return self.parameterization.score_fn(self.sde, models.net_fn(self.model, params,
+                                                                  **net_options))
+
+  def denoise_fn(self, params) -> sde_lib.ScoreFn:
+    return self.parameterization.denoise_fn(self.sde, models.net_fn(self.model, params))
+
+  def abstract_state(self) -> state_lib.TrainState:
+    shapes = jax.eval_shape(lambda: state_lib.init_state(
+        self.config, self.model, self.optimizer, self.replicated))
+    return state_lib.replicated_abstract(shapes, self.replicated)
+
+  def restore(self, step: int | None = None) -> state_lib.TrainState | None:
+    return state_lib.restore_checkpoint(self.manager, self.abstract_state(), step)

@@ -1,0 +1,218 @@
+"""--mode eval: test loss, bits/dim and sample quality (FD/FID, KID, IS) of checkpoints.
+
+The compiled loss/bits-per-dim program, the test split and the reference features of
+the real images are built once per job (the features are also cached in workdir/eval,
+keyed by what made them), so evaluating many checkpoints or sweep points pays for
+them once.
+"""
+
+import functools
+import json
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+
+import evaluation
+import sde_lib
+from run_lib import io
+from run_lib.build import Job, create_dataset, create_loss_fn, stream
+from run_lib.errors import JobError
+from run_lib.mesh import check_divisible, gather
+from run_lib.sample import draw_many
+
+
+def _to_unit_range(images: jax.Array, centered: bool) -> jax.Array:
+  """Model-space images back to [0, 1]."""
+  return (images + 1.0) / 2.0 if centered else images
+
+
+def _whole_split(data, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
+  """All images of a split (every host's share), in [0, 1], and their labels."""
+  batches = list(data.epoch(config.eval.batch_size))
+  images, labels, mask = (gather(np.concatenate([b[name] for b in batches]))
+                          for name in ('image', 'label', 'mask'))
+  return np.asarray(_to_unit_range(images[mask], config.data.centered)), labels[mask]
+
+
+class Evaluator:
+  """The evaluation of one job's checkpoints: what can be built once is built once."""
+
+  def __init__(self, job: Job):
+    self.job = job
+    self.config = job.config
+    self.ev = job.config.eval
+    check_divisible('eval.batch_size', self.ev.batch_size)
+    self.out = job.workdir / 'eval'
+    self.out.mkdir(parents=True, exist_ok=True)
+    self.key = stream(self.config, 'eval')
+    self._test = None
+    self._features = None  # (features_fn(images in [0, 1]) -> (features, logits), real features)
+    if self.ev.enable_loss or self.ev.enable_bpd:
+      self._loss_and_bpd = self._compile_loss_and_bpd()
+
+  def _compile_loss_and_bpd(self):
+    job, ev, config = self.job, self.ev, self.config
+    loss_fn = create_loss_fn(config, job.sde)
+
+    @functools.partial(jax.jit, in_shardings=(job.replicated, job.sharded, job.sharded,
+                                              job.replicated))
+    def loss_and_bpd(params, images, mask, rng):
+      score_fn = job.score_fn(params)
+      loss_rng, bpd_rng = jax.random.split(rng)
+      weights = mask.astype(images.dtype)
+      loss = loss_fn(loss_rng, score_fn, images, weights=weights) if ev.enable_loss else 0.0
+      bpd = jnp.zeros(images.shape[:1])
+      if ev.enable_bpd:
+        bpd, _, _ = sde_lib.likelihood.bits_per_dim(
+            bpd_rng, job.sde, score_fn,
+            jnp.round(_to_unit_range(images, config.data.centered) * 255.0),
+            estimator=ev.bpd_estimator, n_bits=8, centered=config.data.centered,
+            rtol=ev.rtol, atol=ev.atol)
+      return loss, bpd
+
+    return loss_and_bpd
+
+  def test_batches(self) -> list[dict[str, np.ndarray]]:
+    if self._test is None:
+      data = create_dataset(self.config, self.job.workdir, self.ev.bpd_dataset,
+                            self.ev.batch_size)
+      self._test = (data, list(data.epoch(self.ev.batch_size)))
+    return self._test[1]
+
+  def loss_and_bpd(self, params: Any, step: int) -> dict[str, float]:
+    """The test loss and bits/dim of the dequantised 8-bit test split, as enabled."""
+    if not (self.ev.enable_loss or self.ev.enable_bpd):
+      return {}
+    key = jax.random.fold_in(self.key, 0)
+    losses, bpds = [], []
+    for i, batch in enumerate(tqdm.tqdm(self.test_batches(), desc=f'eval {step}',
+                                        disable=jax.process_index() != 0)):
+      images, mask = (jax.make_array_from_process_local_data(self.job.sharded, batch[name])
+                      for name in ('image', 'mask'))
+      loss, bpd = self._loss_and_bpd(params, images, mask, jax.random.fold_in(key, i))
+      mask = gather(mask)
+      losses.append((float(loss), int(mask.sum())))
+      bpds.append(gather(bpd)[mask])
+    metrics = {}
+    if self.ev.enable_loss:
+      metrics['test_loss'] = sum(l * n for l, n in losses) / sum(n for _, n in losses)
+    if self.ev.enable_bpd:
+      metrics['bpd'] = float(np.mean(np.concatenate(bpds)))
+    return metrics
+
+  def _feature_extractor(self):
+    """(features_fn, what made them): the digit classifier, or the FID Inception network."""
+    config = self.config
+    if config.data.dataset == 'digits':
+      cache = self.out / 'digits_classifier.npz'
+      if cache.exists():
+        params = flax.serialization.msgpack_restore(cache.read_bytes())
+      else:
+        train = create_dataset(config, self.job.workdir, 'train', self.ev.batch_size)
+        images, labels = _whole_split(train, config)
+        params = evaluation.train_digits_classifier(images, labels, seed=config.seed)
+        if jax.process_index() == 0:
+          cache.write_bytes(flax.serialization.msgpack_serialize(jax.device_get(params)))
+      return (lambda images: evaluation.digits_features(params, images),
+              f'digits classifier (seed {config.seed})')
+    path = self.ev.inception_weights
+    if not path:
+      raise JobError('sample-quality metrics need the FID Inception weights: set '
+                     '--config.eval.inception_weights=/path/to/inception.npz (see evaluation.py '
+                     'for converting pytorch-fid\'s file), or --config.eval.enable_sampling=False')
+    variables = evaluation.load_inception_params(path)
+    return (lambda images: evaluation.inception_features(variables, images * 2.0 - 1.0),
+            f'FID Inception {path}')
+
+  def features(self):
+    """(features_fn, real features [N, D]); the real ones cached in workdir/eval."""
+    if self._features is None:
+      features_fn, made_by = self._feature_extractor()
+      config = self.config
+      tag = {'dataset': config.data.dataset, 'split': self.ev.bpd_dataset,
+             'image_size': config.data.image_size, 'centered': config.data.centered,
+             'features': made_by}
+      cache = self.out / 'reference_features.npz'
+      real = None
+      if cache.exists():
+        with np.load(cache, allow_pickle=False) as saved:
+          if json.loads(str(saved['tag'])) == tag:
+            real = saved['features']
+      if real is None:
+        data = create_dataset(config, self.job.workdir, self.ev.bpd_dataset, self.ev.batch_size)
+        real = np.asarray(features_fn(_whole_split(data, config)[0])[0])
+        if jax.process_index() == 0:
+          tmp = cache.with_name('reference_features.tmp.npz')
+          np.savez(tmp, features=real, tag=json.dumps(tag, sort_keys=True))
+          tmp.rename(cache)
+      self._features = (features_fn, real)
+    return self._features
+
+  def sample_quality(self, params: Any) -> dict[str, float]:
+    """FD, KID and IS of eval.num_samples samples, and the sampler's NFE."""
+    n = self.ev.num_samples
+    drawn = draw_many(self.job, params, jax.random.fold_in(self.key, 1), n, desc='eval samples')
+    features_fn, real = self.features()
+    fake_features, fake_logits = features_fn(drawn.images / 255.0)
+    metrics = evaluation.feature_metrics(real, fake_features, fake_logits,
+                                         is_splits=min(10, n), seed=self.config.seed,
+                                         kid_subset_size=self.ev.kid_subset_size)
+    return {**metrics, 'num_samples': n, 'nfe': drawn.nfe, 'sampler': self.job.sampler.method}
+
+  def metrics(self, params: Any, step: int) -> dict[str, Any]:
+    """Every enabled metric of these parameters, and the seconds they took."""
+    started = time.monotonic()
+    metrics = self.loss_and_bpd(params, step)
+    if self.ev.enable_sampling:
+      metrics.update(self.sample_quality(params))
+    return {**metrics, 'step': step, 'seconds': time.monotonic() - started}
+
+
+def _eval_steps(job: Job) -> list[int]:
+  """The checkpoints to evaluate: the latest, or the kept ones in [begin_ckpt, end_ckpt]."""
+  ev = job.config.eval
+  steps = sorted(job.manager.all_steps())
+  if not steps:
+    raise JobError(f'no checkpoint in {job.workdir / "checkpoints"}; run --mode train first')
+  if ev.begin_ckpt <= 0:
+    return steps[-1:]
+  chosen = [s for s in steps if ev.begin_ckpt <= s <= (ev.end_ckpt or s)]
+  if not chosen:
+    raise JobError(f'no checkpoint between eval.begin_ckpt={ev.begin_ckpt} and '
+                   f'eval.end_ckpt={ev.end_ckpt}; have: {steps}')
+  return chosen
+
+
+def _summary(metrics: dict[str, Any]) -> str:
+  return ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
+                   for k, v in metrics.items() if k != 'step')
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[int, dict[str, Any]]:
+  """Test loss, bits/dim and sample quality of chosen checkpoints, into workdir/eval/*.json.
+
+  A checkpoint whose JSON exists is skipped, so a preempted evaluation resumes.
+
+  Returns:
+    {step: metrics}.
+  """
+  job = Job(config, workdir)
+  evaluator = Evaluator(job)
+  results = {}
+  for step in _eval_steps(job):
+    path = evaluator.out / f'step_{step:08d}.json'
+    if path.exists():
+      results[step] = json.loads(path.read_text())
+      continue
+    metrics = evaluator.metrics(job.restore(step).ema_params, step)
+    if jax.process_index() == 0:
+      io.write_json(path, metrics)
+      print(f'step {step}: {_summary(metrics)} -> {path}')
+    results[step] = metrics
+  return results

@@ -1,0 +1,88 @@
+"""Files the job writes: images, grids, trajectory strips, logs and JSON."""
+
+import json
+import pathlib
+
+import jax
+import numpy as np
+import tensorboardX
+import tqdm
+from PIL import Image
+
+
+def to_uint8_images(x: jax.Array, centered: bool) -> np.ndarray:
+  """Model-space images [N, H, W, C] -> uint8, undoing the data scaling."""
+  x = np.asarray(x, np.float32)
+  x = (x + 1.0) / 2.0 if centered else x
+  return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.ndarray:
+  """uint8 [N, H, W, C] -> one [rows * (H + pad) + pad, ..., C] image, tiles on a gray border."""
+  n, h, w, c = images.shape
+  columns = columns or int(np.ceil(np.sqrt(n)))
+  rows = int(np.ceil(n / columns))
+  grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 128, np.uint8)
+  for i, image in enumerate(images):
+    r, col = divmod(i, columns)
+    grid[pad + r * (h + pad):pad + r * (h + pad) + h,
+         pad + col * (w + pad):pad + col * (w + pad) + w] = image
+  return grid
+
+
+def save_png(path: pathlib.Path, image: np.ndarray, scale: int = 1) -> None:
+  picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+  if scale > 1:  # tiny images (8x8 digits) are unreadable at 1:1
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  picture.save(path)
+
+
+def png_scale(image_size: int) -> int:
+  return max(1, 128 // image_size)
+
+
+def trajectory_strip(states: np.ndarray, denoised: np.ndarray) -> np.ndarray:
+  """One picture of denoising: per sample, a row of states x(t) over the frames and,
+  under it, a row of the denoiser's predictions of x(0) from them.
+
+  Args:
+    states: uint8 [F, R, H, W, C], R samples at F times from T to the end.
+    denoised: uint8 [F, R, H, W, C], E[x(0) | x(t)] of each state.
+  """
+  pairs = np.stack([states, denoised], axis=0)  # [2, F, R, H, W, C]
+  return image_grid(pairs.transpose(2, 0, 1, 3, 4, 5).reshape((-1,) + states.shape[2:]),
+                    columns=states.shape[0])
+
+
+def write_json(path: pathlib.Path, value) -> None:
+  """Atomically: a preempted job never leaves half a file."""
+  tmp = path.with_suffix('.tmp')
+  tmp.write_text(json.dumps(value, indent=2))
+  tmp.rename(path)
+
+
+class Log:
+  """Scalars to TensorBoard and workdir/log.jsonl (process 0), and a progress bar."""
+
+  def __init__(self, workdir: pathlib.Path, start: int, total: int):
+    self.main = jax.process_index() == 0
+    self.bar = tqdm.tqdm(initial=start, total=total, disable=not self.main, unit='step',
+                         dynamic_ncols=True)
+    self.writer = tensorboardX.SummaryWriter(str(workdir / 'tensorboard')) if self.main else None
+    self.jsonl = open(workdir / 'log.jsonl', 'a') if self.main else None
+
+  def scalars(self, step: int, values: dict[str, float]) -> None:
+    if not self.main:
+      return
+    for key, value in values.items():
+      self.writer.add_scalar(key, value, step)
+    self.jsonl.write(json.dumps({'step': step, **values}) + '\n')
+    self.jsonl.flush()
+    self.bar.set_postfix({k: f'{v:.4g}' for k, v in values.items() if k in ('loss',)})
+
+  def close(self) -> None:
+    self.bar.close()
+    if self.main:
+      self.writer.close()
+      self.jsonl.close()

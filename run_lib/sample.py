@@ -1,0 +1,122 @@
+"""Sampling from a job's network: the compiled sampler, and --mode sample."""
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+
+from run_lib import io
+from run_lib.build import Job, stream
+from run_lib.errors import JobError
+from run_lib.mesh import gather
+from run_lib.state import TrainState
+
+_TRAJECTORY_ROWS = 8  # samples shown in the trajectory strip
+
+
+class Drawn(NamedTuple):
+  """Samples as uint8 images [N, H, W, C], what each cost, and the trajectory strip."""
+
+  images: np.ndarray
+  nfe: int
+  strip: np.ndarray | None = None
+
+
+def compiled_sampler(job: Job, n: int, n_frames: int):
+  """The jitted sampler of n images, compiled once per job, size and frame count.
+
+  With n_frames it also returns, for the first rows of the batch, the trajectory's
+  states and the denoiser's predictions of x(0) from them, [F, R, ...] each.
+  """
+  key = ('sampler', n, n_frames)
+  if key not in job.compiled:
+    shape = (n,) + job.image_shape
+    rows = min(n, _TRAJECTORY_ROWS)
+
+    @jax.jit
+    def run(params, rng):
+      prior_rng, rng = jax.random.split(rng)
+      # Sharding the initial noise splits the whole sampler over the devices.
+      x_T = jax.lax.with_sharding_constraint(job.sde.prior_sampling(prior_rng, shape),
+                                             job.sharded)
+      out = job.sampler(rng, job.sde, job.score_fn(params), x_T, n_frames=n_frames)
+      if not n_frames:
+        return out.x, out.nfe
+      states = out.trajectory.x[:, :rows]
+      denoise_fn = job.denoise_fn(params)
+      # The last state is the sample itself, at a time the network may not be defined at.
+      denoised = jax.vmap(lambda t, x: denoise_fn(x, jnp.full(x.shape[:1], t)))(
+          out.trajectory.t[:-1], states[:-1])
+      return out.x, out.nfe, (states, jnp.concatenate([denoised, states[-1:]]))
+
+    job.compiled[key] = run
+  return job.compiled[key]
+
+
+def draw(job: Job, params: Any, rng: jax.Array, n: int, n_frames: int = 0) -> Drawn:
+  """n images drawn with the job's sampler from these parameters, on every device.
+
+  With n_frames >= 2 also the `io.trajectory_strip` of the first few samples.
+  """
+  out = compiled_sampler(job, n, n_frames)(params, rng)
+  images = io.to_uint8_images(gather(out[0]), job.centered)
+  if not n_frames:
+    return Drawn(images, int(out[1]))
+  states, denoised = out[2]
+  strip = io.trajectory_strip(io.to_uint8_images(gather(states), job.centered),
+                              io.to_uint8_images(gather(denoised), job.centered))
+  return Drawn(images, int(out[1]), strip)
+
+
+def draw_many(job: Job, params: Any, key: jax.Array, n: int, n_frames: int = 0,
+              desc: str = 'sampling') -> Drawn:
+  """n images in batches of sampling.batch_size, batch i from fold_in(key, i); the strip
+  (with n_frames) is the first batch's."""
+  batch = job.config.sampling.batch_size
+  chunks, nfe, strip = [], 0, None
+  for i in tqdm.trange(-(-n // batch), desc=desc, disable=jax.process_index() != 0):
+    drawn = draw(job, params, jax.random.fold_in(key, i), batch, n_frames if i == 0 else 0)
+    chunks.append(drawn.images)
+    nfe, strip = drawn.nfe, strip if drawn.strip is None else drawn.strip
+  return Drawn(np.concatenate(chunks)[:n], nfe, strip)
+
+
+def require_state(job: Job, step: int | None = None) -> TrainState:
+  state = job.restore(step)
+  if state is None:
+    raise JobError(f'no checkpoint in {job.workdir / "checkpoints"}; run --mode train first')
+  return state
+
+
+def sample(config: ml_collections.ConfigDict, workdir: str) -> np.ndarray:
+  """Draws config.sampling.num_samples images from the latest checkpoint's EMA parameters.
+
+  Writes workdir/samples/samples_<step>.npz (uint8 images [N, H, W, C]), a PNG
+  grid and, with sampling.trajectory_frames, trajectory_<step>.png: the first
+  batch's first samples at that many times from the prior to the end, each row
+  of states under-laid with the denoiser's prediction of x(0).
+
+  Returns:
+    The images.
+  """
+  job = Job(config, workdir)
+  state = require_state(job)
+  step = int(state.step)
+  drawn = draw_many(job, state.ema_params, jax.random.fold_in(stream(config, 'sample'), step),
+                    config.sampling.num_samples, config.sampling.trajectory_frames)
+  if jax.process_index() == 0:
+    out = job.workdir / 'samples'
+    out.mkdir(parents=True, exist_ok=True)
+    scale = io.png_scale(config.data.image_size)
+    written = [out / f'samples_{step:08d}.npz', out / f'samples_{step:08d}.png']
+    np.savez_compressed(written[0], images=drawn.images)
+    io.save_png(written[1], io.image_grid(drawn.images), scale=scale)
+    if drawn.strip is not None:
+      written.append(out / f'trajectory_{step:08d}.png')
+      io.save_png(written[2], drawn.strip, scale=scale)
+    print(f'{len(drawn.images)} samples ({drawn.nfe} score evaluations each, '
+          f'{job.sampler.method}) from step {step}: ' + ', '.join(str(p) for p in written))
+  return drawn.images

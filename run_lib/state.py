@@ -1,0 +1,84 @@
+"""The training state and its checkpoints (orbax)."""
+
+import pathlib
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+import orbax.checkpoint as ocp
+from flax import linen as nn
+from jax.sharding import NamedSharding
+
+from run_lib.errors import JobError
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything training updates: one pytree, checkpointed and donated as a whole."""
+
+  step: jax.Array
+  params: Any
+  ema_params: Any
+  opt_state: Any
+
+
+def init_state(config: ml_collections.ConfigDict, model: nn.Module,
+               optimizer: optax.GradientTransformation, sharding: NamedSharding) -> TrainState:
+  """Fresh parameters (EMA starts equal to them) and optimiser state, replicated."""
+  size, channels = config.data.image_size, config.data.num_channels
+
+  def init():
+    # RBG keys compile a network's init several times faster than threefry on
+    # CPU; training randomness stays threefry (independent of the device count).
+    key = jax.random.key(config.seed, impl='rbg')
+    params = model.init(key, jnp.zeros((1, size, size, channels)), jnp.ones((1,)))['params']
+    return TrainState(jnp.zeros((), jnp.int32), params, params, optimizer.init(params))
+
+  return jax.jit(init, out_shardings=sharding)()
+
+
+def replicated_abstract(tree: Any, sharding: NamedSharding) -> Any:
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+
+
+def checkpoint_manager(workdir: pathlib.Path, snapshot_freq: int) -> ocp.CheckpointManager:
+  """Checkpoints in workdir/checkpoints: the latest one, plus every snapshot_freq-th kept.
+
+  The latest is the preemption snapshot, replaced at each save; orbax writes
+  each checkpoint to a temporary directory and renames it when complete, so a
+  kill at any moment leaves the previous one intact.
+  """
+  options = ocp.CheckpointManagerOptions(max_to_keep=1, keep_period=snapshot_freq, create=True)
+  return ocp.CheckpointManager(workdir / 'checkpoints', options=options,
+                               item_handlers=ocp.StandardCheckpointHandler())
+
+
+def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+  return {jax.tree_util.keystr(path): tuple(leaf.shape)
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def restore_checkpoint(manager: ocp.CheckpointManager, abstract_state: TrainState,
+                       step: int | None = None) -> TrainState | None:
+  """The checkpoint at `step` (default: the latest), or None if there is none."""
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    return None
+  where = f'checkpoint {step} in {manager.directory}'
+  if step not in manager.all_steps():
+    raise JobError(f'{where} does not exist; have: {list(manager.all_steps())}')
+  try:
+    saved = manager.item_metadata(step)
+    saved = saved.tree if hasattr(saved, 'tree') else saved
+    if _shapes(saved['params']) != _shapes(abstract_state.params):
+      raise JobError(f'{where} does not match the configured model (different architecture?)')
+    state = manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+  except JobError:
+    raise
+  except Exception as e:  # orbax raises many kinds for corrupt or foreign files
+    first_line = str(e).strip().splitlines()[0] if str(e).strip() else ''
+    raise JobError(f'cannot restore {where}: {type(e).__name__}: {first_line[:300]}') from None
+  return state

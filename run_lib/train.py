@@ -1,0 +1,187 @@
+"""Training: the pure train step, its sharded jit, and the loop with checkpoints and logs."""
+
+import functools
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from absl import logging
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import sde_lib
+from run_lib import io
+from run_lib.build import Job, LossFn, create_dataset, create_loss_fn, stream
+from run_lib.errors import JobError
+from run_lib.mesh import check_divisible
+from run_lib.sample import draw
+from run_lib.state import TrainState, init_state
+
+ScoreFnOf = Callable[[object, jax.Array], sde_lib.ScoreFn]
+"""score_fn_of(params, dropout_rng) -> the training-mode score function."""
+
+
+def make_train_step(score_fn_of: ScoreFnOf, loss_fn: LossFn,
+                    optimizer: optax.GradientTransformation, *, ema_rate: float) -> Callable:
+  """The pure step train_step(state, images, rng) -> (state, metrics)."""
+
+  def train_step(state: TrainState, images: jax.Array, rng: jax.Array):
+    dropout_rng, loss_rng = jax.random.split(rng)
+    loss, grads = jax.value_and_grad(
+        lambda params: loss_fn(loss_rng, score_fn_of(params, dropout_rng), images))(state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    # The EMA's decay warms up as in TF's ExponentialMovingAverage(num_updates):
+    # otherwise short runs sample from an average still weighted toward the
+    # random initialisation (0.999^1000 = 37% of it after 1000 steps).
+    decay = jnp.minimum(ema_rate, (1.0 + state.step) / (10.0 + state.step))
+    ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
+                              state.ema_params, params)
+    metrics = {'loss': loss, 'grad_norm': optax.tree.norm(grads)}
+    return TrainState(state.step + 1, params, ema_params, opt_state), metrics
+
+  return train_step
+
+
+def make_multi_step(train_step: Callable) -> Callable:
+  """Runs train_step over a leading axis of batches and keys [k, ...].
+
+  k > 1 uses lax.scan, which saves dispatches on accelerators; k = 1 calls the
+  step directly, since XLA:CPU runs convolutions ~7x slower inside a loop body.
+  """
+
+  def multi_step(state, images, rngs):
+    if images.shape[0] == 1:
+      return train_step(state, images[0], rngs[0])
+    return jax.lax.scan(lambda state, inputs: train_step(state, *inputs), state, (images, rngs))
+
+  return multi_step
+
+
+def jit_train_step(job: Job, mesh: Mesh) -> Callable:
+  """The compiled step of `train`: (state, images [n, B, ...], rngs [n]) -> (state, metrics).
+
+  n = training.n_jitted_steps steps per call; the batch is sharded over `mesh`,
+  the state replicated and donated.
+  """
+  train_step = make_train_step(
+      lambda params, rng: job.score_fn(params, train=True, rng=rng),
+      create_loss_fn(job.config, job.sde), job.optimizer, ema_rate=job.config.model.ema_rate)
+  replicated = NamedSharding(mesh, P())
+  return jax.jit(make_multi_step(train_step), donate_argnums=0,
+                 in_shardings=(replicated, NamedSharding(mesh, P(None, 'data')), replicated),
+                 out_shardings=(replicated, replicated))
+
+
+def _check_finite(step: int, metrics: dict[str, float]) -> None:
+  bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
+  if bad:
+    raise JobError(f'non-finite {", ".join(f"{k}={v}" for k, v in bad.items())} at step {step}; '
+                   'training stopped, the last checkpoint is the last finite state')
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+  """Whether a multiple of `every` lies in (before, after]."""
+  return every > 0 and after // every > before // every
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains until config.training.n_iters (or max_minutes), resuming from the latest checkpoint.
+
+  Returns:
+    The final state.
+  """
+  job = Job(config, workdir)
+  training = config.training
+  check_divisible('training.batch_size', training.batch_size)
+  if training.n_jitted_steps > 1 and jax.default_backend() == 'cpu':
+    logging.warning('training.n_jitted_steps=%d: XLA:CPU runs a scan of train steps 7-24x '
+                    'slower per step than single steps; use 1 on a CPU (BENCHMARKS.md)',
+                    training.n_jitted_steps)
+  train_data = create_dataset(config, job.workdir, 'train', training.batch_size)
+  test_data = create_dataset(config, job.workdir, 'test', training.batch_size)
+  if jax.process_index() == 0:
+    (job.workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
+
+  state = job.restore()
+  if state is None:
+    state = init_state(config, job.model, job.optimizer, job.replicated)
+  start = int(state.step)
+
+  step_fn = jit_train_step(job, job.mesh)
+  batch_sharding = NamedSharding(job.mesh, P(None, 'data'))
+  loss_fn = create_loss_fn(config, job.sde)
+
+  @functools.partial(jax.jit, in_shardings=(job.replicated, job.sharded, job.replicated))
+  def test_loss(params, images, rng):
+    return loss_fn(rng, job.score_fn(params), images)
+
+  train_key, test_key, sample_key = (stream(config, name)
+                                     for name in ('train', 'test_loss', 'snapshot_samples'))
+  log = io.Log(job.workdir, start, training.n_iters)
+  started = time.monotonic()
+  pending = []  # (last step of a chunk, its metrics on device), checked at logging steps
+
+  def flush() -> None:
+    for step, metrics in jax.device_get(pending):
+      values = {k: float(np.mean(v)) for k, v in metrics.items()}
+      _check_finite(step, values)
+    if pending:
+      log.scalars(pending[-1][0], values)
+    pending.clear()
+
+  def save(step: int, state: TrainState) -> None:
+    flush()
+    finite = jax.tree.reduce(lambda a, b: a & b,
+                             jax.tree.map(lambda p: jnp.all(jnp.isfinite(p)), state.params))
+    if not bool(finite):
+      raise JobError(f'non-finite parameters at step {step}; not saved, training stopped')
+    job.manager.save(step, args=ocp.args.StandardSave(state))
+
+  step = start
+  try:
+    while step < training.n_iters:
+      chunk = min(training.n_jitted_steps, training.n_iters - step)
+      steps = range(step, step + chunk)
+      local = np.stack([train_data.batch(s)['image'] for s in steps])
+      images = jax.make_array_from_process_local_data(batch_sharding, local)
+      rngs = jnp.stack([jax.random.fold_in(train_key, s) for s in steps])
+      state, metrics = step_fn(state, images, rngs)
+      before, step = step, step + chunk
+      pending.append((step, metrics))
+      log.bar.update(chunk)
+      out_of_time = (training.max_minutes > 0
+                     and time.monotonic() - started > 60 * training.max_minutes)
+      if _crossed(before, step, training.log_freq) or step == training.n_iters or out_of_time:
+        flush()
+      if _crossed(before, step, training.eval_freq):
+        test_images = jax.make_array_from_process_local_data(job.sharded,
+                                                             test_data.batch(step)['image'])
+        loss = float(test_loss(state.params, test_images, jax.random.fold_in(test_key, step)))
+        _check_finite(step, {'test_loss': loss})
+        log.scalars(step, {'test_loss': loss})
+      snapshot = _crossed(before, step, training.snapshot_freq)
+      if (snapshot or _crossed(before, step, training.snapshot_freq_for_preemption)
+          or step == training.n_iters or out_of_time):
+        save(step, state)
+      if snapshot and training.snapshot_sampling:  # every host: the sampler is sharded
+        drawn = draw(job, state.ema_params, jax.random.fold_in(sample_key, step),
+                     config.sampling.batch_size)
+        if jax.process_index() == 0:
+          io.save_png(job.workdir / 'samples' / f'step_{step:08d}.png',
+                      io.image_grid(drawn.images), scale=io.png_scale(config.data.image_size))
+      if out_of_time:
+        break
+  finally:
+    job.manager.wait_until_finished()
+    log.close()
+  if jax.process_index() == 0:
+    w = job.workdir
+    print(f'trained to step {step}: checkpoints {w / "checkpoints"}, log {w / "log.jsonl"}, '
+          f'TensorBoard {w / "tensorboard"}, sample grids {w / "samples"}')
+  return state
