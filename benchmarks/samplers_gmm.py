@@ -5,6 +5,8 @@ solved probability-flow ODE endpoint from the same x_T and the fraction of
 samples that land in another mode than that endpoint (deterministic samplers
 only; the few trajectories that start near a boundary between modes dominate
 the RMSE), mode-weight and moment errors, and wall time of the compiled sampler.
+The ODE rows end with the samplers' common final step, the denoiser at eps, and
+fast_samplers.py compares the few-step samplers with k-diffusion and diffusers.
 
   python benchmarks/samplers_gmm.py --sde vpsde
   python benchmarks/samplers_gmm.py --sde vesde --n 4000
@@ -35,7 +37,7 @@ def _timed(fn, *args):
 
 
 def _samplers(quick: bool):
-  """(label, levels N, deterministic, make(sde, score_fn, shape) -> fn(rng, x_T))."""
+  """(label, levels N, deterministic, make(sde, score_fn) -> fn(rng, x_T))."""
   levels = [100, 1000] if quick else [100, 250, 1000]
   fixed_steps = [25, 100] if quick else [25, 50, 100, 250]
   for n in levels:
@@ -49,22 +51,22 @@ def _samplers(quick: bool):
       yield label, n, pf, make
   for method in ['euler', 'heun']:
     for n in fixed_steps:
-      yield f'ode {method}', n, True, functools.partial(_ode, method=method, n_steps=n)
+      yield f'ode {method}', n, True, functools.partial(_ode, solver=method, n_steps=n)
   for method in ['dopri5', 'tsit5']:
     for tol in [1e-3, 1e-5]:
       yield f'ode {method} tol={tol:g}', None, True, functools.partial(
-          _ode, method=method, rtol=tol, atol=tol)
+          _ode, solver=method, rtol=tol, atol=tol)
 
 
-def _pc(sde, score_fn, shape, *, predictor, corrector, pf):
-  return jax.jit(lambda rng, x_T: sampling.pc_sample(
-      rng, sde, score_fn, shape, predictor=predictor, corrector=corrector,
-      probability_flow=pf, x_T=x_T, eps=EPS, denoise=not pf))
+def _pc(sde, score_fn, *, predictor, corrector, pf):
+  return jax.jit(lambda rng, x_T: sampling.sample(
+      'pc', rng, sde, score_fn, x_T, n_steps=sde.N, eps=EPS, predictor=predictor,
+      corrector=corrector, probability_flow=pf, denoise=not pf))
 
 
-def _ode(sde, score_fn, shape, **kwargs):
-  return jax.jit(lambda rng, x_T: sampling.ode_sample(
-      rng, sde, score_fn, shape, x_T=x_T, eps=EPS, **kwargs))
+def _ode(sde, score_fn, *, n_steps=2, **options):
+  return jax.jit(lambda rng, x_T: sampling.sample(
+      'ode', rng, sde, score_fn, x_T, n_steps=n_steps, eps=EPS, **options))
 
 
 def main():
@@ -81,8 +83,7 @@ def main():
   rng = jax.random.key(0)
   base = get_sde(args.sde)
   x_T = base.prior_sampling(jax.random.key(1), shape)
-  reference, _ = sampling.ode_sample(rng, base, gmm.score_fn(base), shape, x_T=x_T, eps=EPS,
-                                     rtol=1e-7, atol=1e-7)
+  reference = _ode(base, gmm.score_fn(base), rtol=1e-7, atol=1e-7)(rng, x_T).x
   data = fit_errors(gmm, gmm.sample(jax.random.key(2), args.n))
   print(f'# reference: dopri5 rtol=atol=1e-7. Errors of {args.n} exact mixture samples '
         f"(the floor): weight {data['weight_err']:.3f}, mean {data['mean_err']:.3f}, "
@@ -94,7 +95,7 @@ def main():
   print('|' + '---|' * len(header))
   for label, n, deterministic, make in _samplers(args.quick):
     sde = get_sde(args.sde, N=n) if n else base
-    (x, nfe), seconds = _timed(make(sde, gmm.score_fn(sde), shape), rng, x_T)
+    (x, nfe, _), seconds = _timed(make(sde, gmm.score_fn(sde)), rng, x_T)
     if deterministic:
       rmse = f'{float(jnp.sqrt(jnp.mean((x - reference) ** 2))):.4f}'
       flips = f'{float(jnp.mean(gmm.assign(x) != reference_modes)):.4f}'

@@ -153,21 +153,26 @@ def write_results(out: pathlib.Path, points: list[Point], records: list[dict[str
   lines += ['| ' + ' | '.join(_format(v) for v in row) + ' |' for row in rows]
   (out / 'results.md').write_text('\n'.join(lines) + '\n')
   written = [out / 'results.md', out / 'results.csv']
-  plot = plot_results(out / f'results_{metric}.png', records, keys, metric=metric, x_key=x_key)
+  plot = plot_results(out / f'results_{metric}.png', records, metric=metric, x_key=x_key)
   if plot:
     written.append(plot)
   print('sweep results: ' + ', '.join(str(p) for p in written))
 
 
-def plot_results(path: pathlib.Path, records: list[dict[str, Any]], keys: list[str], *,
+def plot_results(path: pathlib.Path, records: list[dict[str, Any]], *,
                  metric: str, x_key: str) -> pathlib.Path | None:
-  """metric against x_key (a swept key or a metric such as 'nfe'), one line per setting
-  of the other swept keys; None when there is nothing numeric to plot."""
-  varying = [k for k in keys if len({json.dumps(r['point'].get(k)) for r in records}) > 1]
-  x_key = x_key or (varying[-1] if varying else '')
+  """metric against x_key, a swept key or a metric such as 'nfe' ('': each point's last
+  key). A line joins the points that differ only in their last key (the one a sweep
+  file steps through last); None when there is nothing numeric to plot."""
 
   def value(record, key):
-    return record['point'].get(key, record.get(key))
+    point = record['point']
+    key = key or (list(point)[-1] if point else '')
+    return point[key] if key in point else record.get(key)
+
+  def label(record):
+    point = record['point']
+    return ', '.join(f'{k.split(".")[-1]}={v}' for k, v in list(point.items())[:-1])
 
   usable = [r for r in records if isinstance(value(r, x_key), (int, float))
             and isinstance(r.get(metric), (int, float))]
@@ -179,20 +184,19 @@ def plot_results(path: pathlib.Path, records: list[dict[str, Any]], keys: list[s
 
   groups: dict[str, list] = {}
   for r in usable:
-    label = ', '.join(f'{k.split(".")[-1]}={r["point"].get(k)}' for k in varying if k != x_key)
-    groups.setdefault(label, []).append((value(r, x_key), r[metric]))
-  figure, axes = plt.subplots(figsize=(7, 4.5))
-  for label, xy in sorted(groups.items()):
+    groups.setdefault(label(r), []).append((value(r, x_key), r[metric]))
+  figure, axes = plt.subplots(figsize=(8, 5))
+  for name, xy in groups.items():
     xs, ys = zip(*sorted(xy), strict=True)
-    axes.plot(xs, ys, marker='o', label=label or None)
+    axes.plot(xs, ys, marker='o', label=name or None)
   xs = [x for xy in groups.values() for x, _ in xy]
   if min(xs) > 0 and max(xs) / min(xs) >= 10:
     axes.set_xscale('log')
-  axes.set_xlabel(x_key)
+  axes.set_xlabel(x_key or 'the last swept key')
   axes.set_ylabel(metric)
-  axes.grid(True, alpha=0.3)
+  axes.grid(True, which='both', alpha=0.3)
   if any(groups):
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=7)
   figure.tight_layout()
   figure.savefig(path, dpi=120)
   plt.close(figure)

@@ -295,3 +295,39 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
       run_lib.checkpoint_manager(trained_copy, config.training.snapshot_freq),
       run_lib.Job(config, str(trained_copy)).abstract_state(), steps[-1])
   assert all(np.all(np.isfinite(p)) for p in _params(job_state))
+
+
+def test_sweep_evaluates_sampler_points_trains_the_others_and_resumes(trained_copy, data_dir):
+  config = tiny_config(data_dir)
+  config.eval.enable_bpd = False
+  config.sweep.x = 'sampling.n_steps'
+  points = [{'sampling.method': 'ddim', 'sampling.n_steps': 2},
+            {'sampling.method': 'ddim', 'sampling.n_steps': 4},
+            {'sampling.method': 'unipc', 'sampling.n_steps': 3},
+            {'training.n_iters': 3}]
+  with pytest.raises(ValueError, match="unknown config key 'sampling.nsteps'"):
+    run_lib.sweep(config, str(trained_copy), lambda: points + [{'sampling.nsteps': 3}])
+  assert not (trained_copy / 'sweep' / 'points').exists() or not list(
+      (trained_copy / 'sweep' / 'points').iterdir())
+
+  config.sweep.index = 2  # one task of an array job: only that point
+  [record] = run_lib.sweep(config, str(trained_copy), lambda: points)
+  assert record['point'] == points[2] and record['nfe'] == 3 and record['step'] == 6
+  assert len(list((trained_copy / 'sweep' / 'points').iterdir())) == 1
+
+  config.sweep.index = -1
+  records = run_lib.sweep(config, str(trained_copy), lambda: points)
+  assert [r['point'] for r in records] == points
+  assert [r['nfe'] for r in records[:3]] == [2, 4, 3]
+  assert records[2] == record  # found, not run again
+  assert records[3]['step'] == 3 and (trained_copy / 'sweep' / 'training.n_iters=3'
+                                      / 'checkpoints').exists()
+  out = trained_copy / 'sweep'
+  table = (out / 'results.md').read_text().splitlines()
+  assert table[0].startswith('| sampling.method | sampling.n_steps | training.n_iters | nfe | fd')
+  assert len(table) == 2 + len(points)
+  assert len((out / 'results.csv').read_text().splitlines()) == 1 + len(points)
+  assert Image.open(out / 'results_fd.png').size[0] > 100
+  stamps = {p.name: p.stat().st_mtime_ns for p in (out / 'points').iterdir()}
+  run_lib.sweep(config, str(trained_copy), lambda: points)  # a re-run finds every point
+  assert {p.name: p.stat().st_mtime_ns for p in (out / 'points').iterdir()} == stamps

@@ -58,11 +58,15 @@ def _sample(rng, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *, ts: jax.Array, 
     h = lam[i + 1] - lam[i]
     h_eta = (1.0 + eta) * h
     phi_1 = jnp.expm1(-h_eta)
-    # e^{-eta h} std_s / std_t; 0 at a final step to std_s = 0 (and h = inf).
-    decay = jnp.where(std_s > 0, std_s / grid.std[i] * jnp.exp(-eta * h), 0.0)
+    # e^{-eta h} std_s / std_t; 0 at a final step to std_s = 0 (and h = inf). Every
+    # quantity is finite where it is not used, so that gradients (w.r.t. ts) are too.
+    finite = std_s > 0
+    decay = jnp.where(finite, std_s / grid.std[i] * jnp.exp(-eta * jnp.where(finite, h, 0.0)),
+                      0.0)
     x_s = decay * x - alpha_s * phi_1 * x0
-    r0 = (lam[i] - lam[i - 1]) / h
-    r1 = (lam[i - 1] - lam[i - 2]) / h
+    prev_1, prev_2 = jnp.maximum(i - 1, 0), jnp.maximum(i - 2, 0)
+    r0 = (lam[i] - lam[prev_1]) / h
+    r1 = (lam[prev_1] - lam[prev_2]) / h
 
     def second():
       return -0.5 * alpha_s * phi_1 * (x0 - x0_1) / r0

@@ -7,10 +7,13 @@ last step is the denoising step to the data (one evaluation of the denoiser at
 `eps`), as in k-diffusion and EDM. sigma = std / alpha is Karras et al.'s noise level.
 """
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
+import optax
 
-from sde_lib.sde import SDE
+from sde_lib.sde import SDE, ScoreFn
 
 
 def _check(sde: SDE, n_steps, eps) -> None:
@@ -78,3 +81,55 @@ def get_schedule(name: str):
   if name not in SCHEDULES:
     raise ValueError(f'unknown schedule {name!r}; known: {sorted(SCHEDULES)}')
   return SCHEDULES[name]
+
+
+def fit(sampler: Callable, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, x_0: jax.Array,
+        ts: jax.Array, *, steps: int = 200, learning_rate: float = 0.05,
+        **options) -> jax.Array:
+  """A grid fitted to a sampler and a score: the inner times of ts moved to make
+  sampler(x_T) land on x_0, as in Watson et al.'s learned schedules and Sabour et al.'s
+  Align Your Steps.
+
+  x_0 are accurate endpoints of the same x_T (e.g. `sampling.ode_sample` at tight
+  tolerances, or many steps of any sampler); fit on draws that the fitted grid will
+  not be judged on. ts[0], ts[-2] and ts[-1] stay; the inner times move in log-SNR,
+  as a softmax of their spacings (so they stay ordered), by Adam on the gradient of the
+  mean squared error through the sampler (every sampler is differentiable in ts).
+
+  Args:
+    sampler: one of `sampling.SAMPLERS`, called with ts and the options.
+    sde, score_fn: as for the sampler.
+    x_T: [B, ...] draws from the prior; x_0: [B, ...] their accurate endpoints.
+    ts: [n_steps + 1] the grid to start from (e.g. `karras` or `logsnr`).
+    steps: Adam steps; learning_rate: its step size.
+    **options: the sampler's keyword arguments.
+
+  Returns:
+    The fitted grid, [n_steps + 1].
+  """
+  ts = jnp.asarray(ts, x_T.dtype)
+  if ts.shape[0] < 4:
+    return ts
+  lam_start, lam_end = sde.log_snr(ts[0]), sde.log_snr(ts[-2])
+
+  def grid(w):
+    fraction = jnp.concatenate([jnp.zeros(1), jnp.cumsum(jax.nn.softmax(w))])
+    inner = sde.t_from_log_snr(lam_start + fraction * (lam_end - lam_start))
+    return jnp.concatenate([ts[:1], inner[1:-1], ts[-2:]])
+
+  def loss(w):
+    x = sampler(None, sde, score_fn, x_T, ts=grid(w), **options).x
+    return jnp.mean(jnp.square(x - x_0))
+
+  w = jnp.log(jnp.diff(sde.log_snr(ts[:-1])) / (lam_end - lam_start))
+  optimizer = optax.adam(learning_rate)
+  state = optimizer.init(w)
+
+  @jax.jit
+  def update(w, state):
+    updates, state = optimizer.update(jax.grad(loss)(w), state)
+    return optax.apply_updates(w, updates), state
+
+  for _ in range(steps):
+    w, state = update(w, state)
+  return grid(w)
