@@ -61,6 +61,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
     _fail(f'unknown config key {bad[0] if bad else key}' +
           (f' (did you mean {hint.group(1)}?)' if hint else ''))
   except (flags.Error, TypeError, ValueError) as e:
+    lines = [line for line in str(e).strip().splitlines() if line.strip()]
+    if any(line.startswith('Traceback') for line in lines):  # a config's get_config() raised
+      _fail(f'{lines[0]} {lines[-1].strip()}')
     _fail(str(e))
   except OSError as e:  # a config file that raised while loading
     _fail(str(e).strip().splitlines()[0] + ': ' + str(e).strip().splitlines()[-1].strip())

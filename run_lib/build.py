@@ -208,6 +208,11 @@ class Job:
     self.manager = state_lib.checkpoint_manager(self.workdir, config.training.snapshot_freq)
     self.image_shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
     self.centered = config.data.centered
+    for key in ('sampling.batch_size', 'sampling.num_samples', 'eval.batch_size',
+                'eval.num_samples', 'training.batch_size'):
+      section, name = key.split('.')
+      if config[section][name] < 1:
+        raise ValueError(f'{key} must be at least 1, got {config[section][name]}')
     check_divisible('sampling.batch_size', config.sampling.batch_size)
     self.compiled: dict = {}  # jitted programs of this job, compiled once each (sample.py)
 

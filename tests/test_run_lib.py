@@ -170,6 +170,7 @@ def test_bad_names_and_missing_data_fail_with_one_line(tmp_path, data_dir, overr
     ({'method': 'ddim', 'eta': 2.0}, 'eta must lie in [0, 1], got 2.0'),
     ({'method': 'ddim', 'eps': 1.5}, 'eps must lie in [0, T=1.0)'),
     ({'method': 'pc', 'n_steps': 1}, 'pc needs at least 2 levels'),
+    ({'num_samples': 0}, 'sampling.num_samples must be at least 1, got 0'),
 ])
 def test_bad_sampler_settings_name_the_value_and_the_allowed_ones(tmp_path, data_dir, sampling,
                                                                   message):
@@ -185,6 +186,8 @@ def test_bad_sampler_settings_name_the_value_and_the_allowed_ones(tmp_path, data
     (['--config.model.output=v'], "unknown parameterisation output 'v'; known: ['eps'"),
     (['--config.data.dataset=cifar10', '--config.data.data_dir='], 'cifar10'),
     (['--config=configs/nope.py'], 'config file configs/nope.py not found'),
+    (['--config=configs/digits/ve.py:bogus'],
+     "Error whilst parsing config file: ValueError: unknown config variant 'bogus'"),
     (['--mode=sweep'], 'configs/digits/ve.py has no sweep() listing the points'),
 ])
 def test_bad_paths_fail_with_one_line_and_write_nothing(tmp_path, data_dir, overrides, message):

@@ -26,6 +26,7 @@ SAMPLERS = [
     ('unipc', {'order': 1}, 'logsnr'),
     ('unipc', {'order': 2}, 'logsnr'),
     ('unipc', {'order': 3}, 'logsnr'),
+    ('unipc', {'order': 3, 'variant': 'bh1'}, 'karras'),
     ('edm_heun', {}, 'karras'),
     ('edm_heun', {'s_churn': 10.0, 's_min': 0.05, 's_max': 50.0, 's_noise': 1.003}, 'karras'),
 ]
