@@ -1,16 +1,16 @@
 """Throughput of the job's own train step and sampler on CPU host devices, 1 device against all.
 
 Training: for each configuration, images/s of the train step that `run_lib.train`
-runs, built from run_lib's public pieces (`create_sde`, `create_model`,
-`create_optimizer`, `create_loss_fn`, `make_train_step`, `make_multi_step`,
-`init_state`, `create_mesh`) and jitted as `run_lib.train` jits it: state and
+runs, built by run_lib's own `jit_train_step` from the job's `Job` (SDE,
+parameterisation, network, loss, optimiser) and `init_state`, on meshes from
+`create_mesh`, and jitted as `run_lib.train` jits it: state and
 keys replicated, images sharded over the mesh's 'data' axis, the state donated.
 It runs once on a one-device mesh and once on run_lib's mesh of every device; the
 images are fixed random batches already on the devices, so the input pipeline
 and the per-step key folding of `run_lib.train` are not timed.
 
 Sampling: for one digits configuration, the jitted program `run_lib.sample`
-runs (taken from run_lib's `_Job`, with its shardings: parameters replicated,
+runs (`run_lib.sample.compiled_sampler` of its `Job`, with its shardings: parameters replicated,
 the batch split over every device) against its fair peer, a jitted
 `lax.fori_loop` of as many bare score evaluations on the same batch, devices and
 sharding. The ratio sampler / bare loop is the cost of the sampler's own work

@@ -17,6 +17,6 @@ from configs.ve.ncsnv2 import ncsnv2_config
 
 def get_config() -> ml_collections.ConfigDict:
   # The published file also defines local variables (step_size, ckpt_id,
-  # noise_removal = False, ...) that it never stores in the config: noise_removal
-  # stays True.
+  # noise_removal = False, ...) that it never stores in the config: sampling.denoise
+  # (score_sde's noise_removal) stays True.
   return ncsnv2_config('celeb_a', networks.ncsnv2, n_levels=500, corrector_steps=5, snr=0.128)
