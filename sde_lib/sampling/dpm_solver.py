@@ -18,7 +18,8 @@ takes D2 = (D1_0 - D1_1) / (r0 + r1), which estimates h^2 x0'' / 2, against the
 coefficient of h^2 x0'' (their single-step DPM-Solver-3 has the 2): it integrates a
 quadratic x0(lambda) with half its curvature, and its "3M" converges at order 2.
 Here D2 = 2 (D1_0 - D1_1) / (r0 + r1): the step is exact for quadratic x0 and 3M
-converges at order 3 (tests/sde_lib/test_sampling.py measures both orders).
+converges at order 3 (tests/sde_lib/test_sampling.py checks that it is exact on a
+quadratic where the published weight is not, and measures the order-3 slope).
 """
 
 import jax
