@@ -241,7 +241,9 @@ def plot(rows, path, *, title):
         best[r['target_nfe']] = (r['rmse'], r['nfe'])
     if best:
       ys, xs = zip(*(best[n] for n in sorted(best)), strict=True)
-      axes.plot(xs, ys, color=color, marker='o', linewidth=2.2, label=f'best of {category}')
+      peers = category.startswith('peers')  # dashed: scorelab's fixed-grid best often equals it
+      axes.plot(xs, ys, color=color, marker='o', linewidth=1.6 if peers else 3.0,
+                linestyle='--' if peers else '-', label=f'best of {category}', zorder=3)
   axes.set_xscale('log')
   axes.set_yscale('log')
   axes.set_xlabel('score evaluations (NFE)')
