@@ -1,6 +1,7 @@
 """Training: the pure train step, its sharded jit, and the loop with checkpoints and logs."""
 
 import functools
+import os
 import time
 from collections.abc import Callable
 
@@ -144,11 +145,17 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     job.manager.save(step, args=ocp.args.StandardSave(state))
 
   step = start
+  # batch(start), batch(start + 1), ... prepared ahead while the device computes. A thread
+  # per 4 cores: on 2 cores 4 decoding threads slowed XLA's step more than the
+  # synchronous reads did (digits: 178 steps in 2 minutes against 223; 1 thread: 259-313
+  # against 223-287).
+  batches = train_data.batches(start, num_threads=max(1, len(os.sched_getaffinity(0)) // 4),
+                               prefetch=2)
   try:
     while step < training.n_iters:
       chunk = min(training.n_jitted_steps, training.n_iters - step)
       steps = range(step, step + chunk)
-      local = np.stack([train_data.batch(s)['image'] for s in steps])
+      local = np.stack([next(batches)['image'] for _ in steps])
       images = jax.make_array_from_process_local_data(batch_sharding, local)
       rngs = jnp.stack([jax.random.fold_in(train_key, s) for s in steps])
       state, metrics = step_fn(state, images, rngs)
