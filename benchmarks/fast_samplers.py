@@ -170,7 +170,8 @@ def main():
   with jax.enable_x64(True):
     start = time.perf_counter()
     reference = reference_endpoint(gmm, sde, x_tilde_T)
-    print(f'# reference: float64 dopri5 rtol=atol=1e-10 in sigma, {time.perf_counter() - start:.0f} s')
+    seconds = time.perf_counter() - start
+    print(f'# reference: float64 dopri5 rtol=atol=1e-10 in sigma, {seconds:.0f} s')
   reference_modes = np.asarray(gmm.assign(reference))
 
   rows = []
