@@ -133,12 +133,13 @@ def param_count(model, shape) -> int:
 
 
 def _compile(fn, args, **shardings):
-  """(compile seconds, a call running the compiled fn on args to completion)."""
+  """(compile seconds, a call running the compiled fn on args to completion, the compiled
+  program)."""
   import jax
   start = time.perf_counter()
   compiled = jax.jit(fn, **shardings).lower(*args).compile()
   seconds = time.perf_counter() - start
-  return seconds, lambda: jax.block_until_ready(compiled(*args))
+  return seconds, lambda: jax.block_until_ready(compiled(*args)), compiled
 
 
 def prepare_ours(config: dict, *, batch: int, shard: bool) -> dict:
@@ -185,10 +186,11 @@ def prepare_ours(config: dict, *, batch: int, shard: bool) -> dict:
       fwd_sh = dict(in_shardings=(repl, data, data), out_shardings=data)
       vg_sh = dict(in_shardings=(repl, data, data, data, repl), out_shardings=(repl, repl))
     _log(f'  ours {name}: compiling')
-    compile_fwd, fwd = _compile(forward, (p, xs, ts), **fwd_sh)
-    compile_vg, vg = _compile(value_and_grad, (p, xs, ts, ys, key), **vg_sh)
+    compile_fwd, fwd, _ = _compile(forward, (p, xs, ts), **fwd_sh)
+    compile_vg, vg, compiled_vg = _compile(value_and_grad, (p, xs, ts, ys, key), **vg_sh)
     result['runs'][name] = dict(compile_fwd=compile_fwd, compile_vg=compile_vg,
-                                calls={'fwd': fwd, 'vg': vg}, fwd=[], vg=[])
+                                calls={'fwd': fwd, 'vg': vg}, compiled_vg=compiled_vg,
+                                fwd=[], vg=[])
   return result
 
 

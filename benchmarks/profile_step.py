@@ -27,7 +27,7 @@ import time
 import jax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from networks import CONFIGS, _time_inputs  # noqa: E402
+from networks import CONFIGS, prepare_ours  # noqa: E402
 
 
 def _ops_of(hlo_text: str) -> dict[str, dict]:
@@ -75,33 +75,13 @@ def _kind(op: dict) -> str:
   return f"other ({op['opcode']})"
 
 
-def _compile(config: dict, batch: int):
-  """The forward+backward benchmarks/networks.py times, compiled: (call, optimised HLO)."""
-  import jax.numpy as jnp
-
-  from models import get_model
-  model = get_model(config['model'])(**config['kwargs'])
-  keys = jax.random.split(jax.random.key(0), 5)
-  x = jax.random.normal(keys[0], (batch, *config['shape']), jnp.float32)
-  target = jax.random.normal(keys[1], x.shape, jnp.float32)
-  t = _time_inputs(keys[2], config['time'], batch)
-  params = jax.jit(model.init)(keys[3], x[:1], t[:1])['params']
-
-  def loss(params, x, t, target, key):
-    out = model.apply({'params': params}, x, t, train=True, rngs={'dropout': key})
-    return jnp.mean((out - target) ** 2)
-
-  compiled = jax.jit(jax.value_and_grad(loss)).lower(params, x, t, target, keys[4]).compile()
-  return (lambda: jax.block_until_ready(compiled(params, x, t, target, keys[4])),
-          compiled.as_text())
-
-
 def profile(config_name: str, *, batch: int, steps: int) -> None:
   config = CONFIGS[config_name]
-  call, text = _compile(config, batch)
+  run = prepare_ours(config, batch=batch, shard=False)['runs']['x1']
+  call = run['calls']['vg']
   for _ in range(2):
     call()
-  ops = _ops_of(text)
+  ops = _ops_of(run['compiled_vg'].as_text())
 
   with tempfile.TemporaryDirectory() as log_dir:
     cpu_start, wall_start = time.process_time(), time.perf_counter()
