@@ -3,7 +3,9 @@
 Under each of the three SDEs, x(t) given x(0) is N(alpha(t) x(0), std(t)^2 I), so
 a mixture of diagonal Gaussians stays one:
 p_t = sum_k w_k N(alpha(t) mu_k, alpha(t)^2 s_k^2 + std(t)^2). Its score has a closed
-form, which lets samplers and likelihoods be checked with no network error.
+form, which lets samplers and likelihoods be checked with no network error. Read
+with its components as classes, it also has exact class-conditional scores and
+class posteriors p(y | x_t), for guidance.
 """
 
 import dataclasses
@@ -86,13 +88,46 @@ class GaussianMixture:
     """The exact score of p_t under `sde`: score_fn(x [B, ...], t [B]) -> [B, ...]."""
 
     def score(x: jax.Array, t: jax.Array) -> jax.Array:
-      flat = _flat(x)
-      m, s = sde.alpha(t)[:, None, None], sde.std(t)[:, None, None]  # [B, 1, 1]
-      means = m * jnp.asarray(self.means, flat.dtype)[None]  # [B, K, D]
-      variances = (m * jnp.asarray(self.stds, flat.dtype)[None]) ** 2 + s**2
+      flat, means, variances = self._diffused(sde, x, t)
       posterior = jax.nn.softmax(self._component_logp(flat, means, variances), axis=-1)
       component_scores = (means - flat[:, None, :]) / variances
       return jnp.sum(posterior[..., None] * component_scores, axis=1).reshape(x.shape)
+
+    return score
+
+  def _diffused(self, sde: SDE, x: jax.Array, t: jax.Array):
+    """x flattened [B, D], and the components of p_t: means and variances [B, K, D]."""
+    flat = _flat(x)
+    m, s = sde.alpha(t)[:, None, None], sde.std(t)[:, None, None]  # [B, 1, 1]
+    means = m * jnp.asarray(self.means, flat.dtype)[None]
+    variances = (m * jnp.asarray(self.stds, flat.dtype)[None]) ** 2 + s**2
+    return flat, means, variances
+
+  def class_log_prob_fn(self, sde: SDE):
+    """log p(y | x_t) with the components as classes: fn(x [B, ...], t [B], y [B]) -> [B]."""
+
+    def log_prob(x: jax.Array, t: jax.Array, y: jax.Array) -> jax.Array:
+      logp = jax.nn.log_softmax(self._component_logp(*self._diffused(sde, x, t)), axis=-1)
+      return jnp.take_along_axis(logp, y[:, None], axis=-1)[:, 0]
+
+    return log_prob
+
+  def conditional_score_fn(self, sde: SDE):
+    """The exact score of p_t(x | y), component y diffused: fn(x, t, y [B]) -> [B, ...].
+
+    y = K (one past the last class) is the null class, as in the networks: it gives the
+    unconditional score of the whole mixture, so that one function serves
+    classifier-free guidance.
+    """
+    unconditional = self.score_fn(sde)
+
+    def score(x: jax.Array, t: jax.Array, y: jax.Array) -> jax.Array:
+      flat, means, variances = self._diffused(sde, x, t)
+      k = jnp.minimum(y, len(self.weights) - 1)[:, None, None]
+      mean, variance = (jnp.take_along_axis(a, k, axis=1)[:, 0] for a in (means, variances))
+      conditional = ((mean - flat) / variance).reshape(x.shape)
+      null = (y == len(self.weights)).reshape((-1,) + (1,) * (x.ndim - 1))
+      return jnp.where(null, unconditional(x, t), conditional)
 
     return score
 
