@@ -189,15 +189,15 @@ def prepare_train(config, mesh) -> dict:
       size=(k, training.batch_size, size, size, channels)).astype(np.float32)
   if config.data.centered:
     local = 2.0 * local - 1.0
-  images = jax.make_array_from_process_local_data(batch_sharding, local)  # [k, B, H, W, C]
+  batches = {'image': jax.make_array_from_process_local_data(batch_sharding, local)}  # [k, B, ...]
   train_key = run_lib.stream(config, 'train')
   rngs = jnp.stack([jax.random.fold_in(train_key, s) for s in range(k)])
 
-  compile_s = _compile(step_fn, state, images, rngs)
+  compile_s = _compile(step_fn, state, batches, rngs)
   holder = {'state': state}
 
   def call():
-    holder['state'], metrics = step_fn(holder['state'], images, rngs)
+    holder['state'], metrics = step_fn(holder['state'], batches, rngs)
     jax.block_until_ready((holder['state'], metrics))
 
   n_params = sum(math.prod(x.shape) for x in jax.tree.leaves(state.params))

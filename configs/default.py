@@ -114,6 +114,18 @@ def get_default_config() -> ml_collections.ConfigDict:
   sampling.batch_size = 64  # samples per PNG grid and per sampling call
   sampling.num_samples = 64  # --mode sample
   sampling.trajectory_frames = 0  # >= 2: --mode sample also draws the denoising trajectory
+  # Class-conditional models (model.num_classes > 0): the classes to draw, e.g. '3,7'
+  # ('': every class), one grid row each, and classifier-free guidance (sde_lib.guidance):
+  # scale s = 1 the conditional model, 0 the unconditional one (Ho & Salimans' w = s - 1),
+  # applied for t in [guidance_t_lo, guidance_t_hi] (Kynkaanniemi et al. 2024), s = 1 elsewhere.
+  sampling.class_labels = ''
+  sampling.guidance_scale = 1.0
+  sampling.guidance_t_lo = 0.0
+  sampling.guidance_t_hi = 1.0
+
+  # Conditioning transforms of the training batch (sde_lib.conditioning).
+  config.conditioning = conditioning = ml_collections.ConfigDict()
+  conditioning.label_dropout = 0.0  # P(label -> the null class): classifier-free guidance
 
   config.eval = evaluate = ml_collections.ConfigDict()
   evaluate.begin_ckpt = 0  # 0: the latest checkpoint only

@@ -9,7 +9,9 @@ from collections.abc import Callable
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -20,7 +22,7 @@ import sde_lib
 from run_lib import state as state_lib
 from run_lib.errors import JobError
 from run_lib.mesh import check_divisible, create_mesh
-from sde_lib import sampling
+from sde_lib import guidance, sampling
 from sde_lib.parameterization import Parameterization, song_et_al
 
 
@@ -151,6 +153,69 @@ def create_sampler(config: ml_collections.ConfigDict, sde: sde_lib.SDE) -> Sampl
   return spec
 
 
+@dataclasses.dataclass(frozen=True)
+class Conditioning:
+  """Class conditioning of the job: none (num_classes 0), or the classes to draw, in
+  blocks of `per_row` consecutive samples, and the classifier-free guidance to draw them
+  with."""
+
+  num_classes: int
+  label_dropout: float
+  classes: tuple[int, ...]
+  scale: float
+  interval: tuple[float, float] | None
+
+  def labels(self, index, per_row: int):
+    """The class of sample number `index` (NumPy or jnp ints): the classes in turn,
+    `per_row` samples each."""
+    classes = (jnp if isinstance(index, jax.Array) else np).asarray(self.classes, np.int32)
+    return classes[(index // per_row) % len(self.classes)]
+
+  def per_row(self, n: int) -> int:
+    """Samples per class among n: the grid's row length."""
+    return -(-n // len(self.classes))
+
+
+def create_conditioning(config: ml_collections.ConfigDict, model: nn.Module) -> Conditioning:
+  """model.num_classes, conditioning.label_dropout and sampling's classes and guidance,
+  checked together.
+
+  Raises:
+    ValueError: naming the bad value.
+  """
+  k, s = config.model.num_classes, config.sampling
+  rate = config.conditioning.label_dropout
+  if k < 0:
+    raise ValueError(f'model.num_classes must be 0 (unconditional) or more, got {k}')
+  if k and 'num_classes' not in {f.name for f in dataclasses.fields(type(model))}:
+    raise ValueError(f'model {config.model.name!r} has no class conditioning '
+                     '(model.num_classes must be 0)')
+  if not 0.0 <= rate <= 1.0:
+    raise ValueError(f'conditioning.label_dropout must be in [0, 1], got {rate}')
+  if s.guidance_t_lo > s.guidance_t_hi:
+    raise ValueError(f'sampling.guidance_t_lo={s.guidance_t_lo} is above '
+                     f'sampling.guidance_t_hi={s.guidance_t_hi}')
+  wanted = str(s.class_labels).replace(' ', '').strip('()[]')
+  if not k:
+    for key, value, default in (('conditioning.label_dropout', rate, 0.0),
+                                ('sampling.guidance_scale', s.guidance_scale, 1.0),
+                                ('sampling.class_labels', wanted, '')):
+      if value != default:
+        raise ValueError(f'{key}={value!r} needs a class-conditional model '
+                         '(model.num_classes > 0)')
+    return Conditioning(0, 0.0, (), 1.0, None)
+  try:
+    classes = tuple(int(c) for c in wanted.split(',')) if wanted else tuple(range(k))
+  except ValueError:
+    classes = ()
+  if not classes or not all(0 <= c < k for c in classes):
+    raise ValueError(f'sampling.class_labels must be classes in [0, {k}) separated by commas, '
+                     f'got {s.class_labels!r}')
+  interval = None if (s.guidance_t_lo, s.guidance_t_hi) == (0.0, 1.0) else (
+      float(s.guidance_t_lo), float(s.guidance_t_hi))
+  return Conditioning(k, float(rate), classes, float(s.guidance_scale), interval)
+
+
 def make_workdir(workdir: str) -> pathlib.Path:
   path = pathlib.Path(workdir).absolute()  # orbax refuses relative checkpoint paths
   try:
@@ -202,6 +267,7 @@ class Job:
     self.model = create_model(config)
     self.optimizer = create_optimizer(config)
     self.sampler = create_sampler(config, self.sde)
+    self.conditioning = create_conditioning(config, self.model)
     self.mesh = create_mesh()
     self.replicated = NamedSharding(self.mesh, P())
     self.sharded = NamedSharding(self.mesh, P('data'))  # along the leading (batch) axis
@@ -223,6 +289,18 @@ class Job:
 
   def denoise_fn(self, params) -> sde_lib.ScoreFn:
     return self.parameterization.denoise_fn(self.sde, models.net_fn(self.model, params))
+
+  def sampling_score_fn(self, params, labels: jax.Array | None) -> sde_lib.ScoreFn:
+    """The score the samplers follow: the network's, or for a class-conditional job its
+    score of `labels` [B] under the configured classifier-free guidance."""
+    c = self.conditioning
+    if not c.num_classes:
+      return self.score_fn(params)
+    if c.scale == 1.0:  # the conditional model, inside any interval or out: one plain call
+      return self.score_fn(params, class_labels=labels)
+    return guidance.classifier_free(
+        lambda x, t, y: self.score_fn(params, class_labels=y)(x, t), labels,
+        jnp.full_like(labels, c.num_classes), scale=c.scale, interval=c.interval)
 
   def abstract_state(self) -> state_lib.TrainState:
     shapes = jax.eval_shape(lambda: state_lib.init_state(

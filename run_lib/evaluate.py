@@ -60,10 +60,13 @@ class Evaluator:
     job, ev, config = self.job, self.ev, self.config
     loss_fn = create_loss_fn(config, job.sde)
 
+    # A class-conditional model is scored given each test image's label: the loss it
+    # trains on, and the bits/dim of p(x | y).
     @functools.partial(jax.jit, in_shardings=(job.replicated, job.sharded, job.sharded,
-                                              job.replicated))
-    def loss_and_bpd(params, images, mask, rng):
-      score_fn = job.score_fn(params)
+                                              job.sharded, job.replicated))
+    def loss_and_bpd(params, images, labels, mask, rng):
+      score_fn = (job.score_fn(params, class_labels=labels) if job.conditioning.num_classes
+                  else job.score_fn(params))
       loss_rng, bpd_rng = jax.random.split(rng)
       weights = mask.astype(images.dtype)
       loss = loss_fn(loss_rng, score_fn, images, weights=weights) if ev.enable_loss else 0.0
@@ -93,9 +96,10 @@ class Evaluator:
     losses, bpds = [], []
     for i, batch in enumerate(tqdm.tqdm(self.test_batches(), desc=f'eval {step}',
                                         disable=jax.process_index() != 0)):
-      images, mask = (jax.make_array_from_process_local_data(self.job.sharded, batch[name])
-                      for name in ('image', 'mask'))
-      loss, bpd = self._loss_and_bpd(params, images, mask, jax.random.fold_in(key, i))
+      images, labels, mask = (
+          jax.make_array_from_process_local_data(self.job.sharded, batch[name])
+          for name in ('image', 'label', 'mask'))
+      loss, bpd = self._loss_and_bpd(params, images, labels, mask, jax.random.fold_in(key, i))
       mask = gather(mask)
       losses.append((float(loss), int(mask.sum())))
       bpds.append(gather(bpd)[mask])
@@ -163,7 +167,10 @@ class Evaluator:
     metrics = evaluation.feature_metrics(real, fake_features, fake_logits,
                                          is_splits=min(10, n), seed=self.config.seed,
                                          kid_subset_size=self.ev.kid_subset_size)
-    return {**metrics, 'num_samples': n, 'nfe': drawn.nfe, 'sampler': self.job.sampler.method}
+    guided = ({'guidance_scale': self.job.conditioning.scale}
+              if self.job.conditioning.num_classes else {})
+    return {**metrics, 'num_samples': n, 'nfe': drawn.nfe, 'sampler': self.job.sampler.method,
+            **guided}
 
   def metrics(self, params: Any, step: int) -> dict[str, Any]:
     """Every enabled metric of these parameters, and the seconds they took."""

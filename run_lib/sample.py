@@ -8,6 +8,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
+import sde_lib
 from run_lib import io
 from run_lib.build import Job, stream
 from run_lib.errors import JobError
@@ -18,35 +19,48 @@ _TRAJECTORY_ROWS = 8  # samples shown in the trajectory strip
 
 
 class Drawn(NamedTuple):
-  """Samples as uint8 images [N, H, W, C], what each cost, and the trajectory strip."""
+  """Samples as uint8 images [N, H, W, C], what each cost, the trajectory strip, and for
+  a class-conditional job the class of each sample [N]."""
 
   images: np.ndarray
   nfe: int
   strip: np.ndarray | None = None
+  labels: np.ndarray | None = None
 
 
-def compiled_sampler(job: Job, n: int, n_frames: int):
-  """The jitted sampler of n images, compiled once per job, size and frame count.
+def compiled_sampler(job: Job, n: int, n_frames: int, per_row: int = 1):
+  """The jitted sampler of n images, compiled once per job, size, frame count and (for a
+  class-conditional job) samples per class: run(params, rng, first), where `first` is
+  the number of the batch's first sample, which sets the classes (Conditioning.labels).
 
   With n_frames it also returns, for the first rows of the batch, the trajectory's
   states and the denoiser's predictions of x(0) from them, [F, R, ...] each.
   """
-  key = ('sampler', n, n_frames)
+  key = ('sampler', n, n_frames, per_row)
   if key not in job.compiled:
     shape = (n,) + job.image_shape
     rows = min(n, _TRAJECTORY_ROWS)
+    conditional = bool(job.conditioning.num_classes)
 
     @jax.jit
-    def run(params, rng):
+    def run(params, rng, first):
       prior_rng, rng = jax.random.split(rng)
       # Sharding the initial noise splits the whole sampler over the devices.
       x_T = jax.lax.with_sharding_constraint(job.sde.prior_sampling(prior_rng, shape),
                                              job.sharded)
-      out = job.sampler(rng, job.sde, job.score_fn(params), x_T, n_frames=n_frames)
+      labels = (jax.lax.with_sharding_constraint(
+          job.conditioning.labels(first + jnp.arange(n), per_row), job.sharded)
+                if conditional else None)
+      score_fn = job.sampling_score_fn(params, labels)
+      out = job.sampler(rng, job.sde, score_fn, x_T, n_frames=n_frames)
       if not n_frames:
         return out.x, out.nfe
       states = out.trajectory.x[:, :rows]
-      denoise_fn = job.denoise_fn(params)
+      if conditional:  # the guided prediction of the first rows, from their own labels
+        guided = job.sampling_score_fn(params, labels[:rows])
+        denoise_fn = lambda x, t: sde_lib.denoiser(job.sde, guided, x, t)
+      else:
+        denoise_fn = job.denoise_fn(params)
       # The last state is the sample itself, at a time the network may not be defined at.
       denoised = jax.vmap(lambda t, x: denoise_fn(x, jnp.full(x.shape[:1], t)))(
           out.trajectory.t[:-1], states[:-1])
@@ -56,32 +70,43 @@ def compiled_sampler(job: Job, n: int, n_frames: int):
   return job.compiled[key]
 
 
-def draw(job: Job, params: Any, rng: jax.Array, n: int, n_frames: int = 0) -> Drawn:
+def draw(job: Job, params: Any, rng: jax.Array, n: int, n_frames: int = 0, *, first: int = 0,
+         per_row: int | None = None) -> Drawn:
   """n images drawn with the job's sampler from these parameters, on every device.
 
-  With n_frames >= 2 also the `io.trajectory_strip` of the first few samples.
+  With n_frames >= 2 also the `io.trajectory_strip` of the first few samples. A
+  class-conditional job draws samples first.. of the classes in turn, per_row each
+  (default: n spread over the classes).
   """
-  out = compiled_sampler(job, n, n_frames)(params, rng)
+  c = job.conditioning
+  per_row = (per_row or c.per_row(n)) if c.num_classes else 1
+  out = compiled_sampler(job, n, n_frames, per_row)(params, rng, jnp.int32(first))
   images = io.to_uint8_images(gather(out[0]), job.centered)
+  labels = c.labels(first + np.arange(n), per_row) if c.num_classes else None
   if not n_frames:
-    return Drawn(images, int(out[1]))
+    return Drawn(images, int(out[1]), labels=labels)
   states, denoised = out[2]
   strip = io.trajectory_strip(io.to_uint8_images(gather(states), job.centered),
                               io.to_uint8_images(gather(denoised), job.centered))
-  return Drawn(images, int(out[1]), strip)
+  return Drawn(images, int(out[1]), strip, labels)
 
 
 def draw_many(job: Job, params: Any, key: jax.Array, n: int, n_frames: int = 0,
               desc: str = 'sampling') -> Drawn:
   """n images in batches of sampling.batch_size, batch i from fold_in(key, i); the strip
-  (with n_frames) is the first batch's."""
+  (with n_frames) is the first batch's. A class-conditional job's n samples are the
+  classes in turn, in equal blocks (one grid row each)."""
   batch = job.config.sampling.batch_size
-  chunks, nfe, strip = [], 0, None
+  per_row = job.conditioning.per_row(n) if job.conditioning.num_classes else None
+  chunks, labels, nfe, strip = [], [], 0, None
   for i in tqdm.trange(-(-n // batch), desc=desc, disable=jax.process_index() != 0):
-    drawn = draw(job, params, jax.random.fold_in(key, i), batch, n_frames if i == 0 else 0)
+    drawn = draw(job, params, jax.random.fold_in(key, i), batch, n_frames if i == 0 else 0,
+                 first=i * batch, per_row=per_row)
     chunks.append(drawn.images)
+    labels.append(drawn.labels)
     nfe, strip = drawn.nfe, strip if drawn.strip is None else drawn.strip
-  return Drawn(np.concatenate(chunks)[:n], nfe, strip)
+  return Drawn(np.concatenate(chunks)[:n], nfe, strip,
+               np.concatenate(labels)[:n] if per_row else None)
 
 
 def require_state(job: Job, step: int | None = None) -> TrainState:
@@ -94,8 +119,9 @@ def require_state(job: Job, step: int | None = None) -> TrainState:
 def sample(config: ml_collections.ConfigDict, workdir: str) -> np.ndarray:
   """Draws config.sampling.num_samples images from the latest checkpoint's EMA parameters.
 
-  Writes workdir/samples/samples_<step>.npz (uint8 images [N, H, W, C]), a PNG
-  grid and, with sampling.trajectory_frames, trajectory_<step>.png: the first
+  Writes workdir/samples/samples_<step>.npz (uint8 images [N, H, W, C], and for a
+  class-conditional job the class of each, labels [N]), a PNG grid (one row per class
+  when conditional) and, with sampling.trajectory_frames, trajectory_<step>.png: the first
   batch's first samples at that many times from the prior to the end, each row
   of states under-laid with the denoiser's prediction of x(0).
 
@@ -112,11 +138,20 @@ def sample(config: ml_collections.ConfigDict, workdir: str) -> np.ndarray:
     out.mkdir(parents=True, exist_ok=True)
     scale = io.png_scale(config.data.image_size)
     written = [out / f'samples_{step:08d}.npz', out / f'samples_{step:08d}.png']
-    np.savez_compressed(written[0], images=drawn.images)
-    io.save_png(written[1], io.image_grid(drawn.images), scale=scale)
+    if drawn.labels is None:
+      np.savez_compressed(written[0], images=drawn.images)
+      grid = io.image_grid(drawn.images)
+    else:  # one row per requested class
+      np.savez_compressed(written[0], images=drawn.images, labels=drawn.labels)
+      grid = io.image_grid(drawn.images, columns=job.conditioning.per_row(len(drawn.images)))
+    io.save_png(written[1], grid, scale=scale)
     if drawn.strip is not None:
       written.append(out / f'trajectory_{step:08d}.png')
       io.save_png(written[2], drawn.strip, scale=scale)
+    c = job.conditioning
+    if c.num_classes:
+      print(f'classes {list(c.classes)}, one row each, classifier-free guidance scale {c.scale}'
+            + (f' for t in [{c.interval[0]}, {c.interval[1]}]' if c.interval else ''))
     print(f'{len(drawn.images)} samples ({drawn.nfe} score evaluations each, '
           f'{job.sampler.method}) from step {step}: ' + ', '.join(str(p) for p in written))
   return drawn.images

@@ -34,7 +34,11 @@ def init_state(config: ml_collections.ConfigDict, model: nn.Module,
     # RBG keys compile a network's init several times faster than threefry on
     # CPU; training randomness stays threefry (independent of the device count).
     key = jax.random.key(config.seed, impl='rbg')
-    params = model.init(key, jnp.zeros((1, size, size, channels)), jnp.ones((1,)))['params']
+    # A class-conditional network makes its label embedding only when given labels.
+    labels = ({'class_labels': jnp.zeros((1,), jnp.int32)} if config.model.num_classes > 0
+              else {})
+    params = model.init(key, jnp.zeros((1, size, size, channels)), jnp.ones((1,)),
+                        **labels)['params']
     return TrainState(jnp.zeros((), jnp.int32), params, params, optimizer.init(params))
 
   return jax.jit(init, out_shardings=sharding)()

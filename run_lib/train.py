@@ -23,18 +23,28 @@ from run_lib.mesh import check_divisible
 from run_lib.sample import draw
 from run_lib.state import TrainState, init_state
 
-ScoreFnOf = Callable[[object, jax.Array], sde_lib.ScoreFn]
-"""score_fn_of(params, dropout_rng) -> the training-mode score function."""
+ScoreFnOf = Callable[..., sde_lib.ScoreFn]
+"""score_fn_of(params, dropout_rng, **conditioning) -> the training-mode score function."""
 
 
 def make_train_step(score_fn_of: ScoreFnOf, loss_fn: LossFn,
-                    optimizer: optax.GradientTransformation, *, ema_rate: float) -> Callable:
-  """The pure step train_step(state, images, rng) -> (state, metrics)."""
+                    optimizer: optax.GradientTransformation, *, ema_rate: float,
+                    num_classes: int = 0, label_dropout: float = 0.0) -> Callable:
+  """The pure step train_step(state, batch, rng) -> (state, metrics).
 
-  def train_step(state: TrainState, images: jax.Array, rng: jax.Array):
+  batch: {'image': [B, ...]} and, for a class-conditional network (num_classes > 0),
+  'label' [B], of which a fraction label_dropout is replaced by the null class
+  (classifier-free guidance's training).
+  """
+
+  def train_step(state: TrainState, batch: dict, rng: jax.Array):
     dropout_rng, loss_rng = jax.random.split(rng)
-    loss, grads = jax.value_and_grad(
-        lambda params: loss_fn(loss_rng, score_fn_of(params, dropout_rng), images))(state.params)
+    conditioning = {}
+    if num_classes:
+      conditioning['class_labels'] = sde_lib.conditioning.drop_labels(
+          jax.random.fold_in(rng, 1), batch['label'], num_classes=num_classes, rate=label_dropout)
+    loss, grads = jax.value_and_grad(lambda params: loss_fn(
+        loss_rng, score_fn_of(params, dropout_rng, **conditioning), batch['image']))(state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     # The EMA's decay warms up as in TF's ExponentialMovingAverage(num_updates):
@@ -56,23 +66,26 @@ def make_multi_step(train_step: Callable) -> Callable:
   step directly, since XLA:CPU runs convolutions ~7x slower inside a loop body.
   """
 
-  def multi_step(state, images, rngs):
-    if images.shape[0] == 1:
-      return train_step(state, images[0], rngs[0])
-    return jax.lax.scan(lambda state, inputs: train_step(state, *inputs), state, (images, rngs))
+  def multi_step(state, batches, rngs):
+    if rngs.shape[0] == 1:
+      return train_step(state, jax.tree.map(lambda b: b[0], batches), rngs[0])
+    return jax.lax.scan(lambda state, inputs: train_step(state, *inputs), state, (batches, rngs))
 
   return multi_step
 
 
 def jit_train_step(job: Job, mesh: Mesh) -> Callable:
-  """The compiled step of `train`: (state, images [n, B, ...], rngs [n]) -> (state, metrics).
+  """The compiled step of `train`: (state, batches, rngs [n]) -> (state, metrics).
 
-  n = training.n_jitted_steps steps per call; the batch is sharded over `mesh`,
-  the state replicated and donated.
+  batches: {'image': [n, B, ...]} (and 'label' [n, B] for a class-conditional job), n =
+  training.n_jitted_steps steps per call; the batch is sharded over `mesh`, the state
+  replicated and donated.
   """
   train_step = make_train_step(
-      lambda params, rng: job.score_fn(params, train=True, rng=rng),
-      create_loss_fn(job.config, job.sde), job.optimizer, ema_rate=job.config.model.ema_rate)
+      lambda params, rng, **conditioning: job.score_fn(params, train=True, rng=rng,
+                                                       **conditioning),
+      create_loss_fn(job.config, job.sde), job.optimizer, ema_rate=job.config.model.ema_rate,
+      num_classes=job.conditioning.num_classes, label_dropout=job.conditioning.label_dropout)
   replicated = NamedSharding(mesh, P())
   return jax.jit(make_multi_step(train_step), donate_argnums=0,
                  in_shardings=(replicated, NamedSharding(mesh, P(None, 'data')), replicated),
@@ -118,9 +131,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   batch_sharding = NamedSharding(job.mesh, P(None, 'data'))
   loss_fn = create_loss_fn(config, job.sde)
 
+  keys = ('image', 'label') if job.conditioning.num_classes else ('image',)
+
   @functools.partial(jax.jit, in_shardings=(job.replicated, job.sharded, job.replicated))
-  def test_loss(params, images, rng):
-    return loss_fn(rng, job.score_fn(params), images)
+  def test_loss(params, batch, rng):
+    conditioning = {'class_labels': batch['label']} if 'label' in batch else {}
+    return loss_fn(rng, job.score_fn(params, **conditioning), batch['image'])
 
   train_key, test_key, sample_key = (stream(config, name)
                                      for name in ('train', 'test_loss', 'snapshot_samples'))
@@ -155,10 +171,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     while step < training.n_iters:
       chunk = min(training.n_jitted_steps, training.n_iters - step)
       steps = range(step, step + chunk)
-      local = np.stack([next(batches)['image'] for _ in steps])
-      images = jax.make_array_from_process_local_data(batch_sharding, local)
+      local = [next(batches) for _ in steps]
+      inputs = {k: jax.make_array_from_process_local_data(
+          batch_sharding, np.stack([b[k] for b in local])) for k in keys}
       rngs = jnp.stack([jax.random.fold_in(train_key, s) for s in steps])
-      state, metrics = step_fn(state, images, rngs)
+      state, metrics = step_fn(state, inputs, rngs)
       before, step = step, step + chunk
       pending.append((step, metrics))
       log.bar.update(chunk)
@@ -167,9 +184,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
       if _crossed(before, step, training.log_freq) or step == training.n_iters or out_of_time:
         flush()
       if _crossed(before, step, training.eval_freq):
-        test_images = jax.make_array_from_process_local_data(job.sharded,
-                                                             test_data.batch(step)['image'])
-        loss = float(test_loss(state.params, test_images, jax.random.fold_in(test_key, step)))
+        test_batch = test_data.batch(step)
+        test_inputs = {k: jax.make_array_from_process_local_data(job.sharded, test_batch[k])
+                       for k in keys}
+        loss = float(test_loss(state.params, test_inputs, jax.random.fold_in(test_key, step)))
         _check_finite(step, {'test_loss': loss})
         log.scalars(step, {'test_loss': loss})
       snapshot = _crossed(before, step, training.snapshot_freq)
@@ -180,8 +198,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
         drawn = draw(job, state.ema_params, jax.random.fold_in(sample_key, step),
                      config.sampling.batch_size)
         if jax.process_index() == 0:
+          columns = (None if drawn.labels is None  # else one row per class
+                     else job.conditioning.per_row(len(drawn.images)))
           io.save_png(job.workdir / 'samples' / f'step_{step:08d}.png',
-                      io.image_grid(drawn.images), scale=io.png_scale(config.data.image_size))
+                      io.image_grid(drawn.images, columns),
+                      scale=io.png_scale(config.data.image_size))
       if out_of_time:
         break
   finally:

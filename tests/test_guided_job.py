@@ -1,0 +1,163 @@
+"""The class-conditional job: label dropout in training, classes and classifier-free guidance
+in sampling and evaluation, and its bad input."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from PIL import Image
+
+import input_pipeline
+import run_lib
+from configs.digits import ve as digits_ve
+from configs.guided import digits_cfg
+from run_lib import io
+from run_lib.state import TrainState
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory) -> str:
+  path = tmp_path_factory.mktemp('data')
+  input_pipeline.prepare_digits(path)
+  return str(path)
+
+
+def cfg_config(data_dir: str, **sampling):
+  config = digits_cfg.get_config('tiny')
+  config.data.data_dir = data_dir
+  config.training.n_iters = 3
+  config.sampling.update(sampling)
+  return config
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, data_dir) -> pathlib.Path:
+  workdir = tmp_path_factory.mktemp('cfg')
+  run_lib.train(cfg_config(data_dir), str(workdir))
+  return workdir
+
+
+def test_sample_draws_the_requested_classes_one_row_each_and_guidance_changes_them(
+    trained, data_dir):
+  options = dict(class_labels='3,7', num_samples=6, batch_size=4)
+  guided = run_lib.sample(cfg_config(data_dir, guidance_scale=2.0, **options), str(trained))
+  saved = np.load(trained / 'samples' / 'samples_00000003.npz')
+  np.testing.assert_array_equal(saved['labels'], [3, 3, 3, 7, 7, 7])
+  np.testing.assert_array_equal(saved['images'], guided)
+  grid = Image.open(trained / 'samples' / 'samples_00000003.png')
+  scale = io.png_scale(8)
+  assert grid.size == ((3 * 9 + 1) * scale, (2 * 9 + 1) * scale)  # 3 columns, a row per class
+  assert (trained / 'samples' / 'trajectory_00000003.png').exists()
+
+  plain = run_lib.sample(cfg_config(data_dir, **options), str(trained))
+  np.testing.assert_array_equal(plain, run_lib.sample(cfg_config(data_dir, **options),
+                                                      str(trained)))
+
+
+@pytest.mark.parametrize('scale, interval', [(1.0, None), (2.0, None), (3.0, (0.3, 0.7))])
+def test_the_job_samples_the_network_under_classifier_free_guidance(trained, data_dir, scale,
+                                                                    interval):
+  # The samplers' score is uncond + s (cond - uncond) of the trained network itself, inside
+  # the interval, and its conditional score outside.
+  lo, hi = interval or (0.0, 1.0)
+  job = run_lib.Job(cfg_config(data_dir, guidance_scale=scale, guidance_t_lo=lo,
+                               guidance_t_hi=hi), str(trained))
+  # Three steps from a zero-initialised last layer barely use the labels: perturbed, the
+  # network's scores of different classes differ by O(1).
+  params = job.restore().ema_params
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(1), len(leaves))
+  params = jax.tree.unflatten(tree, [p + 0.3 * jax.random.normal(k, p.shape)
+                                     for p, k in zip(leaves, keys, strict=True)])
+  x = jax.random.normal(jax.random.key(0), (8, 8, 8, 1))
+  t, labels = jnp.linspace(0.1, 0.9, 8), jnp.arange(8) % 10
+  cond = job.score_fn(params, class_labels=labels)(x, t)
+  uncond = job.score_fn(params, class_labels=jnp.full_like(labels, 10))(x, t)
+  inside = ((t >= lo) & (t <= hi))[:, None, None, None]
+  expected = jnp.where(inside, uncond + scale * (cond - uncond), cond)
+  guided = job.sampling_score_fn(params, labels)(x, t)
+  np.testing.assert_allclose(guided, expected, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(cond))))
+  assert float(jnp.min(jnp.max(jnp.abs(cond - uncond), axis=(1, 2, 3)))) > 0.1  # labels matter
+
+
+def test_evaluation_scores_the_conditional_model(trained, data_dir):
+  config = cfg_config(data_dir, guidance_scale=2.0)
+  config.eval.enable_bpd = False
+  [metrics] = run_lib.evaluate(config, str(trained)).values()
+  assert np.isfinite(metrics['test_loss']) and np.isfinite(metrics['fd'])
+  assert metrics['guidance_scale'] == 2.0 and metrics['num_samples'] == 8
+
+
+def test_train_step_drops_labels_to_the_null_class_at_the_configured_rate():
+  seen = []
+
+  def score_fn_of(params, rng, class_labels):
+    seen.append(class_labels)
+    return lambda x, t: params['w'] * x + class_labels[:, None].astype(x.dtype)
+
+  def loss_fn(rng, score_fn, images):
+    return jnp.mean(score_fn(images, jnp.ones(images.shape[:1])) ** 2)
+
+  params = {'w': jnp.ones(())}
+  state = TrainState(jnp.zeros((), jnp.int32), params, params, optax.sgd(0.1).init(params))
+  batch = {'image': jnp.ones((4000, 1)), 'label': jnp.arange(4000) % 10}
+  for rate in (0.0, 0.2, 1.0):
+    seen.clear()
+    step = run_lib.make_train_step(score_fn_of, loss_fn, optax.sgd(0.1), ema_rate=0.9,
+                                   num_classes=10, label_dropout=rate)
+    _, metrics = step(state, batch, jax.random.key(0))
+    labels = np.asarray(seen[-1])
+    dropped = labels == 10
+    assert abs(dropped.mean() - rate) < 5 * np.sqrt(rate * (1 - rate) / 4000) + 1e-9
+    np.testing.assert_array_equal(labels[~dropped], np.asarray(batch['label'])[~dropped])
+    expected = np.mean((1.0 + labels) ** 2)
+    np.testing.assert_allclose(float(metrics['loss']), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize('config_of, overrides, message', [
+    (digits_ve.get_config, {'sampling.guidance_scale': 2.0},
+     'sampling.guidance_scale=2.0 needs a class-conditional model (model.num_classes > 0)'),
+    (digits_ve.get_config, {'conditioning.label_dropout': 0.1},
+     'conditioning.label_dropout=0.1 needs a class-conditional model'),
+    (digits_ve.get_config, {'sampling.class_labels': '3'},
+     "sampling.class_labels='3' needs a class-conditional model"),
+    (digits_cfg.get_config, {'sampling.class_labels': '3,12'},
+     "sampling.class_labels must be classes in [0, 10) separated by commas, got '3,12'"),
+    (digits_cfg.get_config, {'sampling.class_labels': 'three'},
+     "sampling.class_labels must be classes in [0, 10) separated by commas, got 'three'"),
+    (digits_cfg.get_config, {'conditioning.label_dropout': 1.5},
+     'conditioning.label_dropout must be in [0, 1], got 1.5'),
+    (digits_cfg.get_config, {'sampling.guidance_t_lo': 0.8, 'sampling.guidance_t_hi': 0.2},
+     'sampling.guidance_t_lo=0.8 is above sampling.guidance_t_hi=0.2'),
+    (digits_cfg.get_config, {'model.name': 'ncsnv2_64'},
+     "model 'ncsnv2_64' has no class conditioning (model.num_classes must be 0)"),
+])
+def test_bad_conditioning_values_name_the_key(tmp_path, config_of, overrides, message):
+  config = config_of('tiny')
+  for key, value in overrides.items():
+    section, name = key.split('.')
+    config[section][name] = value
+  with pytest.raises(ValueError) as error:
+    run_lib.Job(config, str(tmp_path))
+  assert message in str(error.value)
+
+
+def test_main_reports_a_bad_class_with_one_error_line(tmp_path, data_dir):
+  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=1'}
+  result = subprocess.run(
+      [sys.executable, 'main.py', '--config=configs/guided/digits_cfg.py:tiny',
+       f'--workdir={tmp_path}', f'--config.data.data_dir={data_dir}', '--mode=sample',
+       '--config.sampling.class_labels=10'], cwd=ROOT, env=env, capture_output=True, text=True,
+      timeout=120)
+  assert result.returncode != 0
+  errors = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
+  assert errors == ["error: sampling.class_labels must be classes in [0, 10) separated by "
+                    "commas, got '10'"], result.stderr[-2000:]
