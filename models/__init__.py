@@ -1,4 +1,5 @@
-"""Flax (linen) score networks: NCSN++, DDPM++, DDPM, NCSN and NCSNv2.
+"""Flax (linen) score networks: NCSN++, DDPM++, DDPM, NCSN and NCSNv2; and the
+noise-conditional `Classifier` (their encoder half) for classifier guidance.
 
 `get_model(name)` returns a network class; every option is a keyword argument
 (`get_model('ncsnpp')(nf=128, ch_mult=(1, 2, 2, 2), ...)`). `net_fn` turns a
@@ -8,6 +9,7 @@ means for an SDE is `sde_lib.parameterization`'s business, not the networks'.
 
 import flax.linen as nn
 
+from models.classifier import Classifier
 from models.ncsnpp import DDPM, NCSNpp
 from models.ncsnv2 import NCSN, NCSNv2, NCSNv2_128, NCSNv2_256
 from models.apply import net_fn
@@ -29,5 +31,5 @@ def get_model(name: str) -> type[nn.Module]:
   return MODELS[name]
 
 
-__all__ = ['DDPM', 'MODELS', 'NCSN', 'NCSNpp', 'NCSNv2', 'NCSNv2_128', 'NCSNv2_256',
+__all__ = ['DDPM', 'MODELS', 'Classifier', 'NCSN', 'NCSNpp', 'NCSNv2', 'NCSNv2_128', 'NCSNv2_256',
            'get_model', 'net_fn']

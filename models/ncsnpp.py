@@ -110,17 +110,8 @@ class NCSNpp(nn.Module):
       temb = label_emb if temb is None else temb + label_emb
     return temb
 
-  @nn.compact
-  def __call__(self, x: jax.Array, time_cond: jax.Array, *, train: bool = False,
-               class_labels: jax.Array | None = None, cond: jax.Array | None = None,
-               context: jax.Array | None = None) -> jax.Array:
-    """Maps x [B, H, W, C] at time_cond [B] to an output [B, H, W, C]."""
-    self._check()
-    act = ACTIVATIONS[self.nonlinearity]
-    temb = self._embed(time_cond, class_labels, act)
-    out_channels = x.shape[-1]
-    n_levels = len(self.ch_mult)
-
+  def _blocks(self, act):
+    """(attention block, residual block, resampling options, skip sum) of this network."""
     attn = functools.partial(layers.AttnBlock, init_scale=self.init_scale,
                              skip_rescale=self.skip_rescale)
     resample = dict(fir=self.fir, fir_kernel=self.fir_kernel)
@@ -134,6 +125,24 @@ class NCSNpp(nn.Module):
 
     def skip_sum(a, b):
       return (a + b) / np.sqrt(2.0) if self.skip_rescale else a + b
+
+    return attn, resblock, resample, skip_sum
+
+  def encode(self, x: jax.Array, time_cond: jax.Array, *, train: bool,
+             class_labels: jax.Array | None, cond: jax.Array | None,
+             context: jax.Array | None):
+    """The encoder half: the embedding, the downsampling path and the middle blocks.
+
+    Called from a compact method (the U-Net's, or the classifier's, which stops here).
+
+    Returns:
+      (h, the activations hs kept for the skip connections, temb).
+    """
+    self._check()
+    act = ACTIVATIONS[self.nonlinearity]
+    temb = self._embed(time_cond, class_labels, act)
+    n_levels = len(self.ch_mult)
+    attn, resblock, resample, skip_sum = self._blocks(act)
 
     if not self.centered:
       x = 2 * x - 1.0
@@ -167,6 +176,19 @@ class NCSNpp(nn.Module):
     h = resblock()(h, temb, train)
     h = attn()(h, context)
     h = resblock()(h, temb, train)
+    return h, hs, temb
+
+  @nn.compact
+  def __call__(self, x: jax.Array, time_cond: jax.Array, *, train: bool = False,
+               class_labels: jax.Array | None = None, cond: jax.Array | None = None,
+               context: jax.Array | None = None) -> jax.Array:
+    """Maps x [B, H, W, C] at time_cond [B] to an output [B, H, W, C]."""
+    h, hs, temb = self.encode(x, time_cond, train=train, class_labels=class_labels, cond=cond,
+                              context=context)
+    act = ACTIVATIONS[self.nonlinearity]
+    attn, resblock, resample, skip_sum = self._blocks(act)
+    out_channels = x.shape[-1]
+    n_levels = len(self.ch_mult)
 
     # Upsampling path.
     pyramid = None
