@@ -15,7 +15,8 @@ def _inputs(batch=4, size=8):
 
 
 def _paths(tree):
-  return {jax.tree_util.keystr(p): leaf.shape for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+  return {jax.tree_util.keystr(p): leaf.shape
+          for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 @pytest.mark.parametrize('pooling, options', [
