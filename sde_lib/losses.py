@@ -1,4 +1,5 @@
-"""Denoising score-matching losses: continuous (Song et al. 2021), DDPM and SMLD.
+"""Denoising score-matching losses: continuous (Song et al. 2021), DDPM and SMLD; and the
+noise-conditional classifier's cross-entropy.
 
 Each loss is `loss(rng, score_fn, batch, *, sde, ..., weights=None) -> scalar`,
 the batch mean (weighted by `weights` [B] if given, e.g. 0 on padding), pure and
@@ -6,6 +7,8 @@ differentiable. Training differentiates through a score function that closes
 over the parameters:
 `jax.grad(lambda p: dsm_loss(rng, make_score_fn(p), batch, sde=sde))(params)`.
 """
+
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -98,3 +101,37 @@ def smld_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: VESDE
   sigma = batch_broadcast(jnp.asarray(sde.discrete_sigmas, batch.dtype)[i], batch)
   return _batch_mean(
       _reduce(jnp.square(score_fn(batch + sigma * z, t) * sigma + z), reduce_mean), weights)
+
+
+LogitsFn = Callable[[jax.Array, jax.Array], jax.Array]
+"""logits_fn(x [B, ...], t [B]) -> class logits [B, K] of p(y | x_t, t)."""
+
+
+def classifier_loss(rng: jax.Array, logits_fn: LogitsFn, batch: jax.Array, labels: jax.Array, *,
+                    sde: SDE, eps: float = 1e-5, weights: jax.Array | None = None) -> jax.Array:
+  """Cross-entropy of a noise-conditional classifier on x_t, t ~ U(eps, T), as `dsm_loss`
+  draws them: the classifier of classifier guidance (Song et al. 2021; Dhariwal & Nichol).
+
+  Its minimiser over all functions is the exact posterior log p(y | x_t, t), whose
+  gradient `sde_lib.guidance.classifier` adds to the score.
+
+  Args:
+    rng: PRNG key.
+    logits_fn: the classifier at (x_t, t).
+    batch: clean data [B, ...].
+    labels: their classes [B] ints.
+    sde: the forward SDE.
+    eps: smallest time sampled.
+    weights: optional [B] weights of the examples in the batch mean.
+
+  Returns:
+    The (weighted) mean cross-entropy in nats, a scalar.
+  """
+  t_rng, z_rng = jax.random.split(rng)
+  t = jax.random.uniform(t_rng, (batch.shape[0],), minval=eps, maxval=sde.T)
+  z = jax.random.normal(z_rng, batch.shape, batch.dtype)
+  mean, std = sde.marginal_prob(batch, t)
+  logits = logits_fn(mean + batch_broadcast(std, batch) * z, t)
+  log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  losses = -jnp.take_along_axis(log_p, labels[:, None], axis=-1)[:, 0]
+  return _batch_mean(losses, weights)

@@ -113,3 +113,41 @@ def test_weights_average_over_the_weighted_examples_only(loss_fn, name):
   per_example = [loss(batch, weights=jnp.eye(8)[i]) for i in range(8)]
   np.testing.assert_allclose(loss(batch, weights=mask.astype(jnp.float32)),
                              np.mean(per_example[:5]), rtol=1e-5)
+
+
+def _labelled_draws(gmm, n, seed=0):
+  k_rng, z_rng = jax.random.split(jax.random.key(seed))
+  y = jax.random.choice(k_rng, len(gmm.weights), (n,), p=jnp.asarray(gmm.weights))
+  x = jnp.asarray(gmm.means)[y] + jnp.asarray(gmm.stds)[y] * jax.random.normal(z_rng, (n, 2))
+  return x, y
+
+
+def test_classifier_loss_of_a_constant_classifier_is_the_label_cross_entropy(gmm):
+  # Logits that ignore x_t: the loss is -log w_y averaged over the (weighted) examples.
+  x, y = _labelled_draws(gmm, 64)
+  prior = jnp.log(jnp.asarray(gmm.weights, jnp.float32))
+  logits_fn = lambda x, t: jnp.broadcast_to(prior + 3.0, (x.shape[0], 3))
+  weights = jnp.arange(64) % 2
+  for w in (None, weights):
+    loss = losses.classifier_loss(jax.random.key(1), logits_fn, x, y, sde=get_sde('vpsde'),
+                                  weights=w)
+    terms = -np.log(gmm.weights)[np.asarray(y)]
+    expected = terms.mean() if w is None else (terms * weights).sum() / weights.sum()
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize('name', ['vpsde', 'vesde'])
+def test_classifier_loss_is_lowest_at_the_exact_posterior(gmm, name):
+  # A proper scoring rule: shifting the exact posterior's logits by any bias raises the
+  # expected loss, and its gradient in the bias vanishes (Monte Carlo, common noise).
+  sde = get_sde(name)
+  x, y = _labelled_draws(gmm, 20_000)
+  log_posterior = gmm.class_log_prob_fn(sde)
+  exact = lambda x, t: jnp.stack([log_posterior(x, t, jnp.full(x.shape[:1], k))
+                                  for k in range(3)], -1)
+  loss_at = jax.jit(lambda bias: losses.classifier_loss(
+      jax.random.key(1), lambda x, t: exact(x, t) + bias, x, y, sde=sde))
+  zero = jnp.zeros(3)
+  assert float(jnp.max(jnp.abs(jax.grad(loss_at)(zero)))) < 0.02
+  for bias in ([0.5, 0.0, 0.0], [0.0, -0.5, 0.0], [0.0, 0.3, -0.3]):
+    assert float(loss_at(jnp.asarray(bias))) > float(loss_at(zero)) + 1e-3
