@@ -60,11 +60,17 @@ def get_default_config() -> ml_collections.ConfigDict:
   model.time_input = ''  # '', 't999', 'ddpm_index', 'sigma', 'ncsn_level'
   model.scale_by_sigma = True  # a 'score' network's output is divided by sigma
   model.num_classes = 0  # > 0: condition on class labels (label num_classes = none)
+  # training.task='classifier': models.Classifier, the encoder of the ncsnpp options above.
+  model.num_outputs = 10  # its classes
+  model.pooling = 'attention'  # 'attention' (ADM) or 'mean'
   model.interpolation = 'bilinear'  # NCSNv2 only
   model.adjust_padding = False  # NCSNv2 only
 
   config.training = training = ml_collections.ConfigDict()
   training.batch_size = 128  # global, over all devices and hosts
+  # 'diffusion': the score network; 'classifier': a noise-conditional classifier of x_t
+  # (losses.classifier_loss) for classifier guidance, t drawn as the score model's.
+  training.task = 'diffusion'
   training.n_iters = 1_300_001
   training.continuous = True  # continuous-time DSM; False: DDPM (VP) or SMLD (VE) loss
   training.reduce_mean = False
@@ -119,6 +125,10 @@ def get_default_config() -> ml_collections.ConfigDict:
   # scale s = 1 the conditional model, 0 the unconditional one (Ho & Salimans' w = s - 1),
   # applied for t in [guidance_t_lo, guidance_t_hi] (Kynkaanniemi et al. 2024), s = 1 elsewhere.
   sampling.class_labels = ''
+  # 'classifier': guide an unconditional model by the noise-conditional classifier trained
+  # in sampling.classifier_workdir (same SDE and image shape), scale sampling.guidance_scale.
+  sampling.guidance = ''  # '' (classifier-free for class-conditional models) or 'classifier'
+  sampling.classifier_workdir = ''
   sampling.guidance_scale = 1.0
   sampling.guidance_t_lo = 0.0
   sampling.guidance_t_hi = 1.0

@@ -24,10 +24,12 @@ from run_lib.sample import draw, sample
 from run_lib.state import (TrainState, checkpoint_manager, init_state, replicated_abstract,
                            restore_checkpoint)
 from run_lib.sweep import run as sweep
-from run_lib.train import jit_train_step, make_multi_step, make_train_step, train
+from run_lib.train import (classifier_task_loss, diffusion_loss, jit_train_step, make_multi_step,
+                           make_train_step, train)
 
 __all__ = [
     'Evaluator', 'Job', 'JobError', 'SamplerSpec', 'TrainState', 'check_divisible',
+    'classifier_task_loss', 'diffusion_loss',
     'checkpoint_manager', 'create_dataset', 'create_loss_fn', 'create_mesh', 'create_model',
     'create_optimizer', 'create_parameterization', 'create_sampler', 'create_sde', 'draw',
     'evaluate', 'gather', 'image_grid', 'init_state', 'jit_train_step', 'make_multi_step',

@@ -3,9 +3,11 @@ sampler, data and the `Job` that train, sample, evaluate and sweep share."""
 
 import dataclasses
 import functools
+import json
 import os
 import pathlib
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -46,9 +48,23 @@ def create_parameterization(config: ml_collections.ConfigDict,
                           scale_by_sigma=config.model.scale_by_sigma)
 
 
+TASKS = ('diffusion', 'classifier')
+
+
 def create_model(config: ml_collections.ConfigDict) -> nn.Module:
-  """The network named by config.model.name, given the config.model keys it has."""
+  """The network named by config.model.name, given the config.model keys it has; for
+  training.task='classifier' the noise-conditional classifier on its encoder."""
+  if config.training.task not in TASKS:
+    raise ValueError(f'unknown training.task {config.training.task!r}; known: {list(TASKS)}')
   cls = models.get_model(config.model.name)
+  if config.training.task == 'classifier':
+    if cls is not models.NCSNpp:
+      raise ValueError(f"training.task='classifier' builds on the ncsnpp encoder, not model "
+                       f'{config.model.name!r}')
+    if config.model.num_classes:
+      raise ValueError("training.task='classifier' takes no class conditioning "
+                       '(model.num_classes must be 0; its classes are model.num_outputs)')
+    cls = models.Classifier
   options = {f.name for f in dataclasses.fields(cls)} - {'parent', 'name'}
   kwargs = {k: v for k, v in config.model.items() if k in options}
   kwargs['centered'] = config.data.centered
@@ -155,15 +171,25 @@ def create_sampler(config: ml_collections.ConfigDict, sde: sde_lib.SDE) -> Sampl
 
 @dataclasses.dataclass(frozen=True)
 class Conditioning:
-  """Class conditioning of the job: none (num_classes 0), or the classes to draw, in
-  blocks of `per_row` consecutive samples, and the classifier-free guidance to draw them
-  with."""
+  """What the job's samples are conditioned on: nothing (guidance ''), or the classes to
+  draw, in blocks of `per_row` consecutive samples, under classifier-free guidance of a
+  class-conditional network ('classifier-free') or classifier guidance ('classifier').
+
+  Attributes:
+    num_classes: the network's classes (its null class), 0 if unconditional.
+    label_dropout: the training batches' label dropout.
+    classes: the classes drawn, in turn.
+    scale: the guidance scale s (sde_lib.guidance).
+    interval: (t_lo, t_hi) of classifier-free guidance, or None for every t.
+    guidance: '', 'classifier-free' or 'classifier'.
+  """
 
   num_classes: int
   label_dropout: float
   classes: tuple[int, ...]
   scale: float
   interval: tuple[float, float] | None
+  guidance: str
 
   def labels(self, index, per_row: int):
     """The class of sample number `index` (NumPy or jnp ints): the classes in turn,
@@ -176,9 +202,11 @@ class Conditioning:
     return -(-n // len(self.classes))
 
 
-def create_conditioning(config: ml_collections.ConfigDict, model: nn.Module) -> Conditioning:
+def create_conditioning(config: ml_collections.ConfigDict, model: nn.Module,
+                        classifier_classes: int = 0) -> Conditioning:
   """model.num_classes, conditioning.label_dropout and sampling's classes and guidance,
-  checked together.
+  checked together; classifier_classes: the guiding classifier's, for sampling.guidance
+  'classifier'.
 
   Raises:
     ValueError: naming the bad value.
@@ -195,25 +223,92 @@ def create_conditioning(config: ml_collections.ConfigDict, model: nn.Module) -> 
   if s.guidance_t_lo > s.guidance_t_hi:
     raise ValueError(f'sampling.guidance_t_lo={s.guidance_t_lo} is above '
                      f'sampling.guidance_t_hi={s.guidance_t_hi}')
+  if s.guidance not in ('', 'classifier'):
+    raise ValueError(f"unknown sampling.guidance {s.guidance!r}; known: ['', 'classifier']")
   wanted = str(s.class_labels).replace(' ', '').strip('()[]')
-  if not k:
+  if s.guidance == 'classifier':
+    if k:
+      raise ValueError(f"sampling.guidance='classifier' guides an unconditional model; this one "
+                       f"has model.num_classes={k} (classifier-free guidance: sampling.guidance='')")
+    n, guidance = classifier_classes, 'classifier'
+  elif k:
+    n, guidance = k, 'classifier-free'
+  else:
     for key, value, default in (('conditioning.label_dropout', rate, 0.0),
                                 ('sampling.guidance_scale', s.guidance_scale, 1.0),
                                 ('sampling.class_labels', wanted, '')):
       if value != default:
         raise ValueError(f'{key}={value!r} needs a class-conditional model '
-                         '(model.num_classes > 0)')
-    return Conditioning(0, 0.0, (), 1.0, None)
+                         "(model.num_classes > 0) or sampling.guidance='classifier'")
+    return Conditioning(0, 0.0, (), 1.0, None, '')
+  if rate and not k:
+    raise ValueError(f'conditioning.label_dropout={rate!r} needs a class-conditional model '
+                     '(model.num_classes > 0)')
   try:
-    classes = tuple(int(c) for c in wanted.split(',')) if wanted else tuple(range(k))
+    classes = tuple(int(c) for c in wanted.split(',')) if wanted else tuple(range(n))
   except ValueError:
     classes = ()
-  if not classes or not all(0 <= c < k for c in classes):
-    raise ValueError(f'sampling.class_labels must be classes in [0, {k}) separated by commas, '
+  if not classes or not all(0 <= c < n for c in classes):
+    raise ValueError(f'sampling.class_labels must be classes in [0, {n}) separated by commas, '
                      f'got {s.class_labels!r}')
   interval = None if (s.guidance_t_lo, s.guidance_t_hi) == (0.0, 1.0) else (
       float(s.guidance_t_lo), float(s.guidance_t_hi))
-  return Conditioning(k, float(rate), classes, float(s.guidance_scale), interval)
+  return Conditioning(k, float(rate), classes, float(s.guidance_scale), interval, guidance)
+
+
+@dataclasses.dataclass(frozen=True)
+class GuidingClassifier:
+  """A noise-conditional classifier trained by another job, for classifier guidance."""
+
+  job: 'Job'
+  params: Any
+  step: int
+
+  @property
+  def num_outputs(self) -> int:
+    return self.job.model.num_outputs
+
+  def log_prob_fn(self, params: Any, labels: jax.Array) -> guidance.LogProbFn:
+    """log p(labels | x_t, t) of the classifier with these parameters."""
+    logits_fn = self.job.logits_fn(params)
+    return lambda x, t: jnp.take_along_axis(jax.nn.log_softmax(logits_fn(x, t)),
+                                            labels[:, None], axis=-1)[:, 0]
+
+
+def _sde_fields(sde: sde_lib.SDE) -> dict:
+  # N only sets discrete levels, which continuous-time training and guidance do not use.
+  return {f.name: getattr(sde, f.name) for f in dataclasses.fields(sde) if f.name != 'N'}
+
+
+def load_classifier(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
+                    image_shape: tuple[int, ...]) -> GuidingClassifier:
+  """The classifier of sampling.classifier_workdir at its latest checkpoint (EMA), checked
+  against the score model's SDE and image shape."""
+  path = config.sampling.classifier_workdir
+  if not path:
+    raise ValueError("sampling.guidance='classifier' needs sampling.classifier_workdir")
+  try:
+    saved = json.loads((pathlib.Path(path) / 'config.json').read_text())
+  except FileNotFoundError:
+    raise JobError(f'sampling.classifier_workdir {path!r} has no config.json: train a classifier '
+                   "there first (training.task='classifier')") from None
+  except (OSError, ValueError) as e:
+    raise JobError(f'cannot read {path}/config.json: {e}') from None
+  c_config = ml_collections.ConfigDict(saved)
+  if c_config.training.get('task', 'diffusion') != 'classifier':
+    raise JobError(f'sampling.classifier_workdir {path!r} holds a diffusion model, not a '
+                   "classifier (training.task='classifier')")
+  job = Job(c_config, path)
+  if type(job.sde) is not type(sde) or _sde_fields(job.sde) != _sde_fields(sde):
+    raise JobError(f'the classifier in {path!r} was trained under {job.sde}, the score model '
+                   f'samples {sde}: guidance needs the same SDE')
+  if job.image_shape != image_shape:
+    raise JobError(f'the classifier in {path!r} takes images {job.image_shape}, the score model '
+                   f'samples {image_shape}')
+  state = job.restore()
+  if state is None:
+    raise JobError(f'no checkpoint in {job.workdir / "checkpoints"}; train the classifier first')
+  return GuidingClassifier(job, state.ema_params, int(state.step))
 
 
 def make_workdir(workdir: str) -> pathlib.Path:
@@ -267,12 +362,17 @@ class Job:
     self.model = create_model(config)
     self.optimizer = create_optimizer(config)
     self.sampler = create_sampler(config, self.sde)
-    self.conditioning = create_conditioning(config, self.model)
+    self.task = config.training.task
+    self.image_shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
+    self.classifier = (load_classifier(config, self.sde, self.image_shape)
+                       if config.sampling.guidance == 'classifier' and self.task == 'diffusion'
+                       else None)
+    self.conditioning = create_conditioning(
+        config, self.model, self.classifier.num_outputs if self.classifier else 0)
     self.mesh = create_mesh()
     self.replicated = NamedSharding(self.mesh, P())
     self.sharded = NamedSharding(self.mesh, P('data'))  # along the leading (batch) axis
     self.manager = state_lib.checkpoint_manager(self.workdir, config.training.snapshot_freq)
-    self.image_shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
     self.centered = config.data.centered
     for key in ('sampling.batch_size', 'sampling.num_samples', 'eval.batch_size',
                 'eval.num_samples', 'training.batch_size'):
@@ -290,10 +390,21 @@ class Job:
   def denoise_fn(self, params) -> sde_lib.ScoreFn:
     return self.parameterization.denoise_fn(self.sde, models.net_fn(self.model, params))
 
-  def sampling_score_fn(self, params, labels: jax.Array | None) -> sde_lib.ScoreFn:
-    """The score the samplers follow: the network's, or for a class-conditional job its
-    score of `labels` [B] under the configured classifier-free guidance."""
+  def logits_fn(self, params, **net_options) -> sde_lib.losses.LogitsFn:
+    """A classifier job's logits_fn(x_t, t) -> [B, num_outputs]."""
+    net = models.net_fn(self.model, params, **net_options)
+    return lambda x, t: net(x, self.parameterization.time_condition(self.sde, t))
+
+  def sampling_score_fn(self, params, labels: jax.Array | None,
+                        classifier_params: Any = None) -> sde_lib.ScoreFn:
+    """The score the samplers follow: the network's, or its guided score of `labels` [B]:
+    classifier-free for a class-conditional network, or by the guiding classifier (with
+    its parameters) under sampling.guidance='classifier'."""
     c = self.conditioning
+    if c.guidance == 'classifier':
+      return guidance.classifier(self.score_fn(params),
+                                 self.classifier.log_prob_fn(classifier_params, labels),
+                                 scale=c.scale)
     if not c.num_classes:
       return self.score_fn(params)
     if c.scale == 1.0:  # the conditional model, inside any interval or out: one plain call

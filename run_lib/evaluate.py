@@ -40,6 +40,10 @@ def _whole_split(data, config: ml_collections.ConfigDict) -> tuple[np.ndarray, n
   return np.asarray(_to_unit_range(images[mask], config.data.centered)), labels[mask]
 
 
+# Fractions of T at which a classifier job's accuracy is reported.
+CLASSIFIER_TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
 class Evaluator:
   """The evaluation of one job's checkpoints: what can be built once is built once."""
 
@@ -53,8 +57,51 @@ class Evaluator:
     self.key = stream(self.config, 'eval')
     self._test = None
     self._features = None  # (features_fn(images in [0, 1]) -> (features, logits), real features)
-    if self.ev.enable_loss or self.ev.enable_bpd:
+    if job.task == 'classifier':
+      self._classifier_metrics = self._compile_classifier_metrics()
+    elif self.ev.enable_loss or self.ev.enable_bpd:
       self._loss_and_bpd = self._compile_loss_and_bpd()
+
+  def _compile_classifier_metrics(self):
+    job = self.job
+
+    # The test cross-entropy at t ~ U(eps, T), and the accuracy at each of CLASSIFIER_TIMES.
+    @functools.partial(jax.jit, in_shardings=(job.replicated, job.sharded, job.sharded,
+                                              job.sharded, job.replicated))
+    def metrics(params, images, labels, mask, rng):
+      weights = mask.astype(images.dtype)
+      logits_fn = job.logits_fn(params)
+      loss = sde_lib.losses.classifier_loss(rng, logits_fn, images, labels, sde=job.sde,
+                                            weights=weights)
+      correct = []
+      for i, t in enumerate(CLASSIFIER_TIMES):
+        t = jnp.full(images.shape[:1], t * job.sde.T, images.dtype)
+        mean, std = job.sde.marginal_prob(images, t)
+        z = jax.random.normal(jax.random.fold_in(rng, i + 1), images.shape, images.dtype)
+        x_t = mean + std.reshape((-1,) + (1,) * (images.ndim - 1)) * z
+        correct.append(jnp.sum(weights * (jnp.argmax(logits_fn(x_t, t), -1) == labels)))
+      return loss, jnp.stack(correct)
+
+    return metrics
+
+  def classifier_metrics(self, params: Any, step: int) -> dict[str, float]:
+    """A classifier job's test cross-entropy and accuracy at fixed noise levels."""
+    key = jax.random.fold_in(self.key, 0)
+    losses, correct, count = [], 0.0, 0
+    for i, batch in enumerate(tqdm.tqdm(self.test_batches(), desc=f'eval {step}',
+                                        disable=jax.process_index() != 0)):
+      images, labels, mask = (
+          jax.make_array_from_process_local_data(self.job.sharded, batch[name])
+          for name in ('image', 'label', 'mask'))
+      loss, hits = self._classifier_metrics(params, images, labels, mask,
+                                            jax.random.fold_in(key, i))
+      n = int(gather(mask).sum())
+      losses.append((float(loss), n))
+      correct, count = correct + np.asarray(hits), count + n
+    metrics = {'test_loss': sum(l * n for l, n in losses) / count}
+    metrics.update({f'accuracy_t{t:g}': float(c / count)
+                    for t, c in zip(CLASSIFIER_TIMES, correct, strict=True)})
+    return metrics
 
   def _compile_loss_and_bpd(self):
     job, ev, config = self.job, self.ev, self.config
@@ -167,14 +214,17 @@ class Evaluator:
     metrics = evaluation.feature_metrics(real, fake_features, fake_logits,
                                          is_splits=min(10, n), seed=self.config.seed,
                                          kid_subset_size=self.ev.kid_subset_size)
-    guided = ({'guidance_scale': self.job.conditioning.scale}
-              if self.job.conditioning.num_classes else {})
+    c = self.job.conditioning
+    guided = {'guidance': c.guidance, 'guidance_scale': c.scale} if c.guidance else {}
     return {**metrics, 'num_samples': n, 'nfe': drawn.nfe, 'sampler': self.job.sampler.method,
             **guided}
 
   def metrics(self, params: Any, step: int) -> dict[str, Any]:
     """Every enabled metric of these parameters, and the seconds they took."""
     started = time.monotonic()
+    if self.job.task == 'classifier':
+      return {**self.classifier_metrics(params, step), 'step': step,
+              'seconds': time.monotonic() - started}
     metrics = self.loss_and_bpd(params, step)
     if self.ev.enable_sampling:
       metrics.update(self.sample_quality(params))

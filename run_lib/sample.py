@@ -40,10 +40,10 @@ def compiled_sampler(job: Job, n: int, n_frames: int, per_row: int = 1):
   if key not in job.compiled:
     shape = (n,) + job.image_shape
     rows = min(n, _TRAJECTORY_ROWS)
-    conditional = bool(job.conditioning.num_classes)
+    conditional = bool(job.conditioning.classes)
 
     @jax.jit
-    def run(params, rng, first):
+    def run(params, classifier_params, rng, first):
       prior_rng, rng = jax.random.split(rng)
       # Sharding the initial noise splits the whole sampler over the devices.
       x_T = jax.lax.with_sharding_constraint(job.sde.prior_sampling(prior_rng, shape),
@@ -51,13 +51,13 @@ def compiled_sampler(job: Job, n: int, n_frames: int, per_row: int = 1):
       labels = (jax.lax.with_sharding_constraint(
           job.conditioning.labels(first + jnp.arange(n), per_row), job.sharded)
                 if conditional else None)
-      score_fn = job.sampling_score_fn(params, labels)
+      score_fn = job.sampling_score_fn(params, labels, classifier_params)
       out = job.sampler(rng, job.sde, score_fn, x_T, n_frames=n_frames)
       if not n_frames:
         return out.x, out.nfe
       states = out.trajectory.x[:, :rows]
       if conditional:  # the guided prediction of the first rows, from their own labels
-        guided = job.sampling_score_fn(params, labels[:rows])
+        guided = job.sampling_score_fn(params, labels[:rows], classifier_params)
         denoise_fn = lambda x, t: sde_lib.denoiser(job.sde, guided, x, t)
       else:
         denoise_fn = job.denoise_fn(params)
@@ -79,10 +79,12 @@ def draw(job: Job, params: Any, rng: jax.Array, n: int, n_frames: int = 0, *, fi
   (default: n spread over the classes).
   """
   c = job.conditioning
-  per_row = (per_row or c.per_row(n)) if c.num_classes else 1
-  out = compiled_sampler(job, n, n_frames, per_row)(params, rng, jnp.int32(first))
+  per_row = (per_row or c.per_row(n)) if c.classes else 1
+  classifier_params = job.classifier.params if job.classifier else None
+  out = compiled_sampler(job, n, n_frames, per_row)(params, classifier_params, rng,
+                                                    jnp.int32(first))
   images = io.to_uint8_images(gather(out[0]), job.centered)
-  labels = c.labels(first + np.arange(n), per_row) if c.num_classes else None
+  labels = c.labels(first + np.arange(n), per_row) if c.classes else None
   if not n_frames:
     return Drawn(images, int(out[1]), labels=labels)
   states, denoised = out[2]
@@ -97,7 +99,7 @@ def draw_many(job: Job, params: Any, key: jax.Array, n: int, n_frames: int = 0,
   (with n_frames) is the first batch's. A class-conditional job's n samples are the
   classes in turn, in equal blocks (one grid row each)."""
   batch = job.config.sampling.batch_size
-  per_row = job.conditioning.per_row(n) if job.conditioning.num_classes else None
+  per_row = job.conditioning.per_row(n) if job.conditioning.classes else None
   chunks, labels, nfe, strip = [], [], 0, None
   for i in tqdm.trange(-(-n // batch), desc=desc, disable=jax.process_index() != 0):
     drawn = draw(job, params, jax.random.fold_in(key, i), batch, n_frames if i == 0 else 0,
@@ -129,6 +131,10 @@ def sample(config: ml_collections.ConfigDict, workdir: str) -> np.ndarray:
     The images.
   """
   job = Job(config, workdir)
+  if job.task != 'diffusion':
+    raise JobError(f"{job.workdir} trains a {job.task} (training.task={job.task!r}): nothing to "
+                   "sample; guide a score model by it with --config.sampling.guidance=classifier "
+                   f'--config.sampling.classifier_workdir={job.workdir}')
   state = require_state(job)
   step = int(state.step)
   drawn = draw_many(job, state.ema_params, jax.random.fold_in(stream(config, 'sample'), step),
@@ -149,9 +155,11 @@ def sample(config: ml_collections.ConfigDict, workdir: str) -> np.ndarray:
       written.append(out / f'trajectory_{step:08d}.png')
       io.save_png(written[2], drawn.strip, scale=scale)
     c = job.conditioning
-    if c.num_classes:
-      print(f'classes {list(c.classes)}, one row each, classifier-free guidance scale {c.scale}'
-            + (f' for t in [{c.interval[0]}, {c.interval[1]}]' if c.interval else ''))
+    if c.guidance:
+      print(f'classes {list(c.classes)}, one row each, {c.guidance} guidance scale {c.scale}'
+            + (f' for t in [{c.interval[0]}, {c.interval[1]}]' if c.interval else '')
+            + (f' (classifier {job.classifier.job.workdir}, step {job.classifier.step})'
+               if job.classifier else ''))
     print(f'{len(drawn.images)} samples ({drawn.nfe} score evaluations each, '
           f'{job.sampler.method}) from step {step}: ' + ', '.join(str(p) for p in written))
   return drawn.images

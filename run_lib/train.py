@@ -26,25 +26,45 @@ from run_lib.state import TrainState, init_state
 ScoreFnOf = Callable[..., sde_lib.ScoreFn]
 """score_fn_of(params, dropout_rng, **conditioning) -> the training-mode score function."""
 
+LossOf = Callable[[object, dict, jax.Array], jax.Array]
+"""loss_of(params, batch, rng) -> the scalar loss a task trains on."""
 
-def make_train_step(score_fn_of: ScoreFnOf, loss_fn: LossFn,
-                    optimizer: optax.GradientTransformation, *, ema_rate: float,
-                    num_classes: int = 0, label_dropout: float = 0.0) -> Callable:
-  """The pure step train_step(state, batch, rng) -> (state, metrics).
 
-  batch: {'image': [B, ...]} and, for a class-conditional network (num_classes > 0),
-  'label' [B], of which a fraction label_dropout is replaced by the null class
-  (classifier-free guidance's training).
-  """
+def diffusion_loss(score_fn_of: ScoreFnOf, loss_fn: LossFn, *, num_classes: int = 0,
+                   label_dropout: float = 0.0) -> LossOf:
+  """The score network's loss of a batch {'image': [B, ...]} and, for a class-conditional
+  network (num_classes > 0), 'label' [B], of which a fraction label_dropout is replaced
+  by the null class (classifier-free guidance's training)."""
 
-  def train_step(state: TrainState, batch: dict, rng: jax.Array):
+  def loss_of(params, batch: dict, rng: jax.Array) -> jax.Array:
     dropout_rng, loss_rng = jax.random.split(rng)
     conditioning = {}
     if num_classes:
       conditioning['class_labels'] = sde_lib.conditioning.drop_labels(
           jax.random.fold_in(rng, 1), batch['label'], num_classes=num_classes, rate=label_dropout)
-    loss, grads = jax.value_and_grad(lambda params: loss_fn(
-        loss_rng, score_fn_of(params, dropout_rng, **conditioning), batch['image']))(state.params)
+    return loss_fn(loss_rng, score_fn_of(params, dropout_rng, **conditioning), batch['image'])
+
+  return loss_of
+
+
+def classifier_task_loss(logits_fn_of: Callable, sde: sde_lib.SDE) -> LossOf:
+  """A noise-conditional classifier's cross-entropy on {'image', 'label'} batches noised as
+  the score model's (losses.classifier_loss); logits_fn_of(params, dropout_rng)."""
+
+  def loss_of(params, batch: dict, rng: jax.Array) -> jax.Array:
+    dropout_rng, loss_rng = jax.random.split(rng)
+    return sde_lib.losses.classifier_loss(loss_rng, logits_fn_of(params, dropout_rng),
+                                          batch['image'], batch['label'], sde=sde)
+
+  return loss_of
+
+
+def make_train_step(loss_of: LossOf, optimizer: optax.GradientTransformation, *,
+                    ema_rate: float) -> Callable:
+  """The pure step train_step(state, batch, rng) -> (state, metrics) of a task's loss."""
+
+  def train_step(state: TrainState, batch: dict, rng: jax.Array):
+    loss, grads = jax.value_and_grad(lambda params: loss_of(params, batch, rng))(state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     # The EMA's decay warms up as in TF's ExponentialMovingAverage(num_updates):
@@ -57,6 +77,18 @@ def make_train_step(score_fn_of: ScoreFnOf, loss_fn: LossFn,
     return TrainState(state.step + 1, params, ema_params, opt_state), metrics
 
   return train_step
+
+
+def task_loss(job: Job) -> LossOf:
+  """The training loss of the job's task."""
+  if job.task == 'classifier':
+    return classifier_task_loss(lambda params, rng: job.logits_fn(params, train=True, rng=rng),
+                                job.sde)
+  return diffusion_loss(
+      lambda params, rng, **conditioning: job.score_fn(params, train=True, rng=rng,
+                                                       **conditioning),
+      create_loss_fn(job.config, job.sde), num_classes=job.conditioning.num_classes,
+      label_dropout=job.conditioning.label_dropout)
 
 
 def make_multi_step(train_step: Callable) -> Callable:
@@ -77,15 +109,12 @@ def make_multi_step(train_step: Callable) -> Callable:
 def jit_train_step(job: Job, mesh: Mesh) -> Callable:
   """The compiled step of `train`: (state, batches, rngs [n]) -> (state, metrics).
 
-  batches: {'image': [n, B, ...]} (and 'label' [n, B] for a class-conditional job), n =
+  batches: {'image': [n, B, ...]} (and 'label' [n, B] for a class-conditional or a
+  classifier job), n =
   training.n_jitted_steps steps per call; the batch is sharded over `mesh`, the state
   replicated and donated.
   """
-  train_step = make_train_step(
-      lambda params, rng, **conditioning: job.score_fn(params, train=True, rng=rng,
-                                                       **conditioning),
-      create_loss_fn(job.config, job.sde), job.optimizer, ema_rate=job.config.model.ema_rate,
-      num_classes=job.conditioning.num_classes, label_dropout=job.conditioning.label_dropout)
+  train_step = make_train_step(task_loss(job), job.optimizer, ema_rate=job.config.model.ema_rate)
   replicated = NamedSharding(mesh, P())
   return jax.jit(make_multi_step(train_step), donate_argnums=0,
                  in_shardings=(replicated, NamedSharding(mesh, P(None, 'data')), replicated),
@@ -130,11 +159,14 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   step_fn = jit_train_step(job, job.mesh)
   batch_sharding = NamedSharding(job.mesh, P(None, 'data'))
   loss_fn = create_loss_fn(config, job.sde)
-
-  keys = ('image', 'label') if job.conditioning.num_classes else ('image',)
+  labelled = job.conditioning.num_classes or job.task == 'classifier'
+  keys = ('image', 'label') if labelled else ('image',)
 
   @functools.partial(jax.jit, in_shardings=(job.replicated, job.sharded, job.replicated))
   def test_loss(params, batch, rng):
+    if job.task == 'classifier':
+      return sde_lib.losses.classifier_loss(rng, job.logits_fn(params), batch['image'],
+                                            batch['label'], sde=job.sde)
     conditioning = {'class_labels': batch['label']} if 'label' in batch else {}
     return loss_fn(rng, job.score_fn(params, **conditioning), batch['image'])
 
@@ -194,7 +226,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
       if (snapshot or _crossed(before, step, training.snapshot_freq_for_preemption)
           or step == training.n_iters or out_of_time):
         save(step, state)
-      if snapshot and training.snapshot_sampling:  # every host: the sampler is sharded
+      if snapshot and training.snapshot_sampling and job.task == 'diffusion':  # every host
         drawn = draw(job, state.ema_params, jax.random.fold_in(sample_key, step),
                      config.sampling.batch_size)
         if jax.process_index() == 0:
@@ -210,6 +242,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     log.close()
   if jax.process_index() == 0:
     w = job.workdir
+    grids = f', sample grids {w / "samples"}' if job.task == 'diffusion' else ''
     print(f'trained to step {step}: checkpoints {w / "checkpoints"}, log {w / "log.jsonl"}, '
-          f'TensorBoard {w / "tensorboard"}, sample grids {w / "samples"}')
+          f'TensorBoard {w / "tensorboard"}{grids}')
   return state

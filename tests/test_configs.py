@@ -134,8 +134,15 @@ def test_config_builds_its_sde_network_parameterisation_and_sampler(path):
   param = run_lib.create_parameterization(config, sde)
   sampler = run_lib.create_sampler(config, sde)
   assert sampler.method in sampling.SAMPLERS
-  # The score function of the initialised network runs at the sampler's first time.
+  # The score function of the initialised network runs at the sampler's first time (a
+  # classifier's logits, at the time input of its SDE).
   shape = (2, config.data.image_size, config.data.image_size, config.data.num_channels)
+  if config.training.task == 'classifier':
+    logits = jax.eval_shape(lambda p, x: models.net_fn(run_lib.create_model(config), p)(
+        x, param.time_condition(sde, jnp.full((2,), sde.T))), params,
+        jax.ShapeDtypeStruct(shape, jnp.float32))
+    assert logits.shape == (2, config.model.num_outputs)
+    return
   score = jax.eval_shape(lambda p, x: param.score_fn(sde, models.net_fn(
       run_lib.create_model(config), p))(x, jnp.full((2,), sde.T)), params,
       jax.ShapeDtypeStruct(shape, jnp.float32))

@@ -1,5 +1,6 @@
-"""The class-conditional job: label dropout in training, classes and classifier-free guidance
-in sampling and evaluation, and its bad input."""
+"""Guided jobs: a class-conditional model (label dropout in training, classes and
+classifier-free guidance in sampling and evaluation), a noise-conditional classifier and
+classifier guidance of an unconditional model by it, and their bad input."""
 
 import os
 import pathlib
@@ -16,7 +17,8 @@ from PIL import Image
 import input_pipeline
 import run_lib
 from configs.digits import ve as digits_ve
-from configs.guided import digits_cfg
+from configs.digits import vp as digits_vp
+from configs.guided import digits_cfg, digits_classifier
 from run_lib import io
 from run_lib.state import TrainState
 
@@ -111,8 +113,9 @@ def test_train_step_drops_labels_to_the_null_class_at_the_configured_rate():
   batch = {'image': jnp.ones((4000, 1)), 'label': jnp.arange(4000) % 10}
   for rate in (0.0, 0.2, 1.0):
     seen.clear()
-    step = run_lib.make_train_step(score_fn_of, loss_fn, optax.sgd(0.1), ema_rate=0.9,
-                                   num_classes=10, label_dropout=rate)
+    step = run_lib.make_train_step(
+        run_lib.diffusion_loss(score_fn_of, loss_fn, num_classes=10, label_dropout=rate),
+        optax.sgd(0.1), ema_rate=0.9)
     _, metrics = step(state, batch, jax.random.key(0))
     labels = np.asarray(seen[-1])
     dropped = labels == 10
@@ -161,3 +164,106 @@ def test_main_reports_a_bad_class_with_one_error_line(tmp_path, data_dir):
   errors = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
   assert errors == ["error: sampling.class_labels must be classes in [0, 10) separated by "
                     "commas, got '10'"], result.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------------------------
+# A noise-conditional classifier and classifier guidance of an unconditional model.
+
+def classifier_config(data_dir: str):
+  config = digits_classifier.get_config('tiny')
+  config.data.data_dir = data_dir
+  config.training.n_iters = 3
+  return config
+
+
+def guided_config(data_dir: str, classifier_dir, **sampling):
+  config = digits_vp.get_config('tiny')
+  config.data.data_dir = data_dir
+  config.training.n_iters = 2
+  config.sampling.update(guidance='classifier', classifier_workdir=str(classifier_dir), **sampling)
+  return config
+
+
+@pytest.fixture(scope='module')
+def classifier_dir(tmp_path_factory, data_dir) -> pathlib.Path:
+  workdir = tmp_path_factory.mktemp('classifier')
+  run_lib.train(classifier_config(data_dir), str(workdir))
+  return workdir
+
+
+def test_classifier_job_trains_evaluates_accuracy_and_has_nothing_to_sample(classifier_dir,
+                                                                           data_dir):
+  [metrics] = run_lib.evaluate(classifier_config(data_dir), str(classifier_dir)).values()
+  assert np.isfinite(metrics['test_loss']) and metrics['step'] == 3
+  assert all(0.0 <= metrics[f'accuracy_t{t:g}'] <= 1.0 for t in (0, 0.25, 0.5, 0.75, 1))
+  with pytest.raises(run_lib.JobError, match="trains a classifier .* nothing to sample"):
+    run_lib.sample(classifier_config(data_dir), str(classifier_dir))
+  assert not (classifier_dir / 'samples').exists()
+
+
+def test_classifier_guidance_adds_the_classifiers_log_posterior_gradient(
+    classifier_dir, data_dir, tmp_path):
+  config = guided_config(data_dir, classifier_dir, guidance_scale=3.0, class_labels='3,7',
+                         num_samples=6, batch_size=4)
+  run_lib.train(config, str(tmp_path))
+  images = run_lib.sample(config, str(tmp_path))
+  saved = np.load(tmp_path / 'samples' / 'samples_00000002.npz')
+  np.testing.assert_array_equal(saved['labels'], [3, 3, 3, 7, 7, 7])
+  np.testing.assert_array_equal(saved['images'], images)
+
+  job = run_lib.Job(config, str(tmp_path))
+  params, classifier = job.restore().ema_params, job.classifier
+  assert classifier.step == 3 and classifier.num_outputs == 10
+  x = jax.random.normal(jax.random.key(0), (8, 8, 8, 1))
+  t, labels = jnp.linspace(0.1, 0.9, 8), jnp.arange(8) % 10
+
+  def log_posterior(x):  # the DDPM++ time input t * 999, written out
+    logits = classifier.job.model.apply({'params': classifier.params}, x, t * 999)
+    return jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], -1).sum()
+
+  expected = job.score_fn(params)(x, t) + 3.0 * jax.grad(log_posterior)(x)
+  guided = job.sampling_score_fn(params, labels, classifier.params)(x, t)
+  np.testing.assert_allclose(guided, expected, rtol=1e-4, atol=1e-5)
+  assert float(jnp.max(jnp.abs(jax.grad(log_posterior)(x)))) > 0
+
+
+def test_classifier_guidance_refuses_a_workdir_that_does_not_fit(classifier_dir, data_dir,
+                                                                 tmp_path, trained):
+  cases = [
+      (guided_config(data_dir, tmp_path / 'none'), run_lib.JobError, 'has no config.json'),
+      (guided_config(data_dir, trained), run_lib.JobError,
+       'holds a diffusion model, not a classifier'),
+      (guided_config(data_dir, ''), ValueError,
+       "sampling.guidance='classifier' needs sampling.classifier_workdir"),
+  ]
+  ve = digits_ve.get_config('tiny')
+  ve.sampling.update(guidance='classifier', classifier_workdir=str(classifier_dir))
+  cases.append((ve, run_lib.JobError, 'guidance needs the same SDE'))
+  cfg = cfg_config(data_dir, guidance='classifier', classifier_workdir=str(classifier_dir))
+  cases.append((cfg, ValueError, "guides an unconditional model; this one has "
+                                 'model.num_classes=10'))
+  free = guided_config(data_dir, classifier_dir)
+  free.sampling.guidance = 'free'
+  cases.append((free, ValueError, "unknown sampling.guidance 'free'; known: ['', 'classifier']"))
+  cases.append((guided_config(data_dir, classifier_dir, class_labels='10'), ValueError,
+                'sampling.class_labels must be classes in [0, 10)'))
+  for config, error, message in cases:
+    with pytest.raises(error) as raised:
+      run_lib.Job(config, str(tmp_path / 'work'))
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'training.task': 'segmentation'},
+     "unknown training.task 'segmentation'; known: ['diffusion', 'classifier']"),
+    ({'model.name': 'ncsnv2_64'}, "training.task='classifier' builds on the ncsnpp encoder"),
+    ({'model.num_classes': 10}, "training.task='classifier' takes no class conditioning"),
+])
+def test_bad_classifier_settings_name_the_key(tmp_path, overrides, message):
+  config = digits_classifier.get_config('tiny')
+  for key, value in overrides.items():
+    section, name = key.split('.')
+    config[section][name] = value
+  with pytest.raises(ValueError) as error:
+    run_lib.Job(config, str(tmp_path))
+  assert message in str(error.value)
