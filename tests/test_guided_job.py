@@ -14,7 +14,6 @@ import optax
 import pytest
 from PIL import Image
 
-import input_pipeline
 import run_lib
 from configs.digits import ve as digits_ve
 from configs.digits import vp as digits_vp
@@ -25,13 +24,6 @@ from run_lib.state import TrainState
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory) -> str:
-  path = tmp_path_factory.mktemp('data')
-  input_pipeline.prepare_digits(path)
-  return str(path)
-
-
 def cfg_config(data_dir: str, **sampling):
   config = digits_cfg.get_config('tiny')
   config.data.data_dir = data_dir
@@ -40,11 +32,15 @@ def cfg_config(data_dir: str, **sampling):
   return config
 
 
+def _trained(tmp_path_factory, name: str, config) -> pathlib.Path:
+  workdir = tmp_path_factory.mktemp(name)
+  run_lib.train(config, str(workdir))
+  return workdir
+
+
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory, data_dir) -> pathlib.Path:
-  workdir = tmp_path_factory.mktemp('cfg')
-  run_lib.train(cfg_config(data_dir), str(workdir))
-  return workdir
+  return _trained(tmp_path_factory, 'cfg', cfg_config(data_dir))
 
 
 def test_sample_draws_the_requested_classes_one_row_each_and_guidance_changes_them(
@@ -142,8 +138,14 @@ def test_train_step_drops_labels_to_the_null_class_at_the_configured_rate():
      'sampling.guidance_t_lo=0.8 is above sampling.guidance_t_hi=0.2'),
     (digits_cfg.get_config, {'model.name': 'ncsnv2_64'},
      "model 'ncsnv2_64' has no class conditioning (model.num_classes must be 0)"),
+    (digits_classifier.get_config, {'training.task': 'segmentation'},
+     "unknown training.task 'segmentation'; known: ['diffusion', 'classifier']"),
+    (digits_classifier.get_config, {'model.name': 'ncsnv2_64'},
+     "training.task='classifier' builds on the ncsnpp encoder"),
+    (digits_classifier.get_config, {'model.num_classes': 10},
+     "training.task='classifier' takes no class conditioning"),
 ])
-def test_bad_conditioning_values_name_the_key(tmp_path, config_of, overrides, message):
+def test_bad_conditioning_and_classifier_values_name_the_key(tmp_path, config_of, overrides, message):
   config = config_of('tiny')
   for key, value in overrides.items():
     section, name = key.split('.')
@@ -186,9 +188,7 @@ def guided_config(data_dir: str, classifier_dir, **sampling):
 
 @pytest.fixture(scope='module')
 def classifier_dir(tmp_path_factory, data_dir) -> pathlib.Path:
-  workdir = tmp_path_factory.mktemp('classifier')
-  run_lib.train(classifier_config(data_dir), str(workdir))
-  return workdir
+  return _trained(tmp_path_factory, 'classifier', classifier_config(data_dir))
 
 
 def test_classifier_job_trains_evaluates_accuracy_and_has_nothing_to_sample(classifier_dir,
@@ -251,19 +251,3 @@ def test_classifier_guidance_refuses_a_workdir_that_does_not_fit(classifier_dir,
     with pytest.raises(error) as raised:
       run_lib.Job(config, str(tmp_path / 'work'))
     assert message in str(raised.value)
-
-
-@pytest.mark.parametrize('overrides, message', [
-    ({'training.task': 'segmentation'},
-     "unknown training.task 'segmentation'; known: ['diffusion', 'classifier']"),
-    ({'model.name': 'ncsnv2_64'}, "training.task='classifier' builds on the ncsnpp encoder"),
-    ({'model.num_classes': 10}, "training.task='classifier' takes no class conditioning"),
-])
-def test_bad_classifier_settings_name_the_key(tmp_path, overrides, message):
-  config = digits_classifier.get_config('tiny')
-  for key, value in overrides.items():
-    section, name = key.split('.')
-    config[section][name] = value
-  with pytest.raises(ValueError) as error:
-    run_lib.Job(config, str(tmp_path))
-  assert message in str(error.value)

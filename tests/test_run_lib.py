@@ -15,19 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import input_pipeline
 import run_lib
 from configs.digits import ve as digits_ve
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = 'configs/digits/ve.py:tiny'
-
-
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory) -> str:
-  path = tmp_path_factory.mktemp('data')
-  input_pipeline.prepare_digits(path)
-  return str(path)
 
 
 def tiny_config(data_dir: str, **training):
