@@ -209,8 +209,13 @@ class Evaluator:
     """FD, KID and IS of eval.num_samples samples, and the sampler's NFE."""
     n = self.ev.num_samples
     drawn = draw_many(self.job, params, jax.random.fold_in(self.key, 1), n, desc='eval samples')
+    images = drawn.images
+    if drawn.labels is not None:
+      # Class-conditional draws come in class blocks; the Inception Score's contiguous
+      # splits would each see one class (IS = 1). Shuffled, the splits mix the classes.
+      images = images[np.random.default_rng(self.config.seed).permutation(n)]
     features_fn, real = self.features()
-    fake_features, fake_logits = features_fn(drawn.images / 255.0)
+    fake_features, fake_logits = features_fn(images / 255.0)
     metrics = evaluation.feature_metrics(real, fake_features, fake_logits,
                                          is_splits=min(10, n), seed=self.config.seed,
                                          kid_subset_size=self.ev.kid_subset_size)

@@ -251,3 +251,29 @@ def test_classifier_guidance_refuses_a_workdir_that_does_not_fit(classifier_dir,
     with pytest.raises(error) as raised:
       run_lib.Job(config, str(tmp_path / 'work'))
     assert message in str(raised.value)
+
+
+def test_class_blocked_draws_are_shuffled_before_the_inception_scores_splits(
+    trained, data_dir, monkeypatch):
+  # 500 draws of the ten classes in blocks of 50: each of IS's ten contiguous splits must see
+  # many classes, or the score of perfect class-conditional samples would be 1.
+  config = cfg_config(data_dir)
+  config.eval.num_samples = 500
+  evaluator = run_lib.Evaluator(run_lib.Job(config, str(trained)))
+  labels = np.repeat(np.arange(10), 50)
+  images = np.broadcast_to(labels[:, None, None, None], (500, 8, 8, 1)).astype(np.uint8)
+  # run_lib's `evaluate` and `sample` name functions; their modules hold draw_many and Drawn.
+  evaluate_module, sample_module = (sys.modules[f'run_lib.{m}'] for m in ('evaluate', 'sample'))
+  monkeypatch.setattr(evaluate_module, 'draw_many',
+                      lambda *a, **k: sample_module.Drawn(images, 1, None, labels))
+  seen = []
+
+  def features_fn(x):
+    seen.append(np.asarray(x[:, 0, 0, 0] * 255.0).round().astype(int))
+    logits = np.eye(10)[seen[-1]] * 30.0  # a perfect classifier of these images
+    return logits, logits
+
+  evaluator._features = (features_fn, np.eye(10).repeat(50, 0) * 30.0)
+  metrics = evaluator.sample_quality(None)
+  assert sorted(seen[0]) == sorted(labels) and len(set(seen[0][:50])) >= 8
+  assert metrics['is'] > 8.0
