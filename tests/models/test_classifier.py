@@ -61,6 +61,6 @@ def test_the_guidance_gradient_is_finite_and_reaches_every_pixel():
 def test_bad_pooling_and_heads_raise():
   x, t = _inputs()
   with pytest.raises(ValueError, match="unknown pooling 'max'; known: \\['attention', 'mean'\\]"):
-    Classifier(pooling='max', **TINY).init(jax.random.key(0), x, t)
+    jax.eval_shape(Classifier(pooling='max', **TINY).init, jax.random.key(0), x, t)
   with pytest.raises(ValueError, match='16 channels do not split into 3 heads'):
-    Classifier(num_heads=3, **TINY).init(jax.random.key(0), x, t)
+    jax.eval_shape(Classifier(num_heads=3, **TINY).init, jax.random.key(0), x, t)
