@@ -39,6 +39,7 @@ stderr.
 """
 
 import argparse
+import functools
 import importlib
 import math
 import os
@@ -295,14 +296,15 @@ def prepare_sampling(config, workdir: str) -> dict:
   params = run_lib.init_state(config, job.model, job.optimizer, job.replicated).ema_params
   rng = jax.random.fold_in(run_lib.stream(config, 'sample'), 0)
 
-  sample = compiled_sampler(job, n, 0)
+  # run(params, classifier params (none: unguided), rng, number of the first sample)
+  sample = functools.partial(compiled_sampler(job, n, 0), params, None, rng, jnp.int32(0))
   start = time.perf_counter()
-  compiled = sample.lower(params, rng).compile()
+  compiled = compiled_sampler(job, n, 0).lower(params, None, rng, jnp.int32(0)).compile()
   compile_s = {'sampler': time.perf_counter() - start}
   x_sharding = compiled.output_shardings[0]  # where run_lib's sampler keeps the batch
 
   score = job.score_fn
-  nfe = int(sample(params, rng)[1])
+  nfe = int(sample()[1])
   timesteps = jnp.linspace(job.sde.T, config.sampling.eps, nfe)
 
   def evaluate(params, x, t):  # one score evaluation, chained so that none is hoisted
@@ -326,7 +328,7 @@ def prepare_sampling(config, workdir: str) -> dict:
       y = one_eval(params, y, t)
     return y
 
-  calls = {'sampler': lambda: jax.block_until_ready(sample(params, rng)),
+  calls = {'sampler': lambda: jax.block_until_ready(sample()),
            'bare_loop': lambda: jax.block_until_ready(bare(params, x)),
            'python_loop': lambda: jax.block_until_ready(python_loop()),
            'bare_loop_x1': lambda: jax.block_until_ready(bare(params1, x1))}
