@@ -382,8 +382,12 @@ class Job:
     check_divisible('sampling.batch_size', config.sampling.batch_size)
     self.compiled: dict = {}  # jitted programs of this job, compiled once each (sample.py)
 
-  def score_fn(self, params, **net_options) -> sde_lib.ScoreFn:
-    """The score function of the network with these parameters."""
+  def score_fn(self, params, labels: jax.Array | None = None,
+               **net_options) -> sde_lib.ScoreFn:
+    """The score function of the network with these parameters; a class-conditional
+    network's of `labels` [B] (ignored by an unconditional one)."""
+    if labels is not None and self.conditioning.num_classes:
+      net_options['class_labels'] = labels
     return self.parameterization.score_fn(self.sde, models.net_fn(self.model, params,
                                                                   **net_options))
 
@@ -408,9 +412,9 @@ class Job:
     if not c.num_classes:
       return self.score_fn(params)
     if c.scale == 1.0:  # the conditional model, inside any interval or out: one plain call
-      return self.score_fn(params, class_labels=labels)
+      return self.score_fn(params, labels)
     return guidance.classifier_free(
-        lambda x, t, y: self.score_fn(params, class_labels=y)(x, t), labels,
+        lambda x, t, y: self.score_fn(params, y)(x, t), labels,
         jnp.full_like(labels, c.num_classes), scale=c.scale, interval=c.interval)
 
   def abstract_state(self) -> state_lib.TrainState:

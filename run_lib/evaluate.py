@@ -25,6 +25,7 @@ from run_lib.build import Job, create_dataset, create_loss_fn, stream
 from run_lib.errors import JobError
 from run_lib.mesh import check_divisible, gather
 from run_lib.sample import draw_many
+from sde_lib.utils import batch_broadcast
 
 
 def _to_unit_range(images: jax.Array, centered: bool) -> jax.Array:
@@ -78,7 +79,7 @@ class Evaluator:
         t = jnp.full(images.shape[:1], t * job.sde.T, images.dtype)
         mean, std = job.sde.marginal_prob(images, t)
         z = jax.random.normal(jax.random.fold_in(rng, i + 1), images.shape, images.dtype)
-        x_t = mean + std.reshape((-1,) + (1,) * (images.ndim - 1)) * z
+        x_t = mean + batch_broadcast(std, z) * z
         correct.append(jnp.sum(weights * (jnp.argmax(logits_fn(x_t, t), -1) == labels)))
       return loss, jnp.stack(correct)
 
@@ -112,8 +113,7 @@ class Evaluator:
     @functools.partial(jax.jit, in_shardings=(job.replicated, job.sharded, job.sharded,
                                               job.sharded, job.replicated))
     def loss_and_bpd(params, images, labels, mask, rng):
-      score_fn = (job.score_fn(params, class_labels=labels) if job.conditioning.num_classes
-                  else job.score_fn(params))
+      score_fn = job.score_fn(params, labels)
       loss_rng, bpd_rng = jax.random.split(rng)
       weights = mask.astype(images.dtype)
       loss = loss_fn(loss_rng, score_fn, images, weights=weights) if ev.enable_loss else 0.0

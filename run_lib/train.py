@@ -167,8 +167,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     if job.task == 'classifier':
       return sde_lib.losses.classifier_loss(rng, job.logits_fn(params), batch['image'],
                                             batch['label'], sde=job.sde)
-    conditioning = {'class_labels': batch['label']} if 'label' in batch else {}
-    return loss_fn(rng, job.score_fn(params, **conditioning), batch['image'])
+    return loss_fn(rng, job.score_fn(params, batch.get('label')), batch['image'])
 
   train_key, test_key, sample_key = (stream(config, name)
                                      for name in ('train', 'test_loss', 'snapshot_samples'))
