@@ -333,12 +333,17 @@ def create_dataset(config: ml_collections.ConfigDict, workdir: pathlib.Path, spl
                    batch_size: int):
   """The configured dataset split, sharded over hosts, deterministic in (seed, step)."""
   data = config.data
-  return input_pipeline.get_dataset(
+  dataset = input_pipeline.get_dataset(
       data.dataset, split, data_dir=_data_dir(config, workdir), image_size=data.image_size,
       centered=data.centered, random_flip=data.random_flip and split == 'train',
       uniform_dequantization=data.uniform_dequantization and split == 'train',
       global_batch_size=batch_size, seed=config.seed, process_index=jax.process_index(),
       process_count=jax.process_count(), download=data.download)
+  if dataset.num_channels != data.num_channels:
+    raise input_pipeline.DatasetError(
+        f'{data.dataset} has {dataset.num_channels}-channel images but data.num_channels is '
+        f'{data.num_channels}: set --config.data.num_channels={dataset.num_channels}')
+  return dataset
 
 
 # Streams of randomness, each its own fold of the root key: no two can collide.

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import sklearn.datasets
 import tensorflow_datasets as tfds
+from PIL import Image
 
 import input_pipeline
 
@@ -313,3 +314,171 @@ def test_a_tfds_dataset_by_name_through_the_same_path(tmp_path):
     np.testing.assert_array_equal(batch['image'], ds.batch(3)['image'])
     masks = np.concatenate([b['mask'] for b in ds.epoch(4)])
     np.testing.assert_array_equal(masks, np.arange(12) < 10)
+
+
+# ---------------------------------------------------------------------------------------
+# Folders of the user's own images.
+
+CLASSES = {'cat': 5, 'dog': 6, 'emu': 9}  # 20 images: 2 of them test
+EXTENSIONS = ['.png', '.PNG', '.jpg', '.jpeg']
+
+
+def _write(path, value, *, mode='L', size=(4, 4)):
+  """A uniform image of gray level `value` (JPEG keeps a flat image to within a level)."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.new(mode, size, value if mode == 'L' else (value,) * len(mode)).save(path)
+  return path
+
+
+@pytest.fixture
+def class_folder(tmp_path):
+  """CLASSES as subfolders; image k (in class, then name order) has gray level 10 k + 5."""
+  k = 0
+  for name, count in CLASSES.items():
+    for i in range(count):
+      _write(tmp_path / name / f'{i:02d}{EXTENSIONS[k % 4]}', 10 * k + 5)
+      k += 1
+    (tmp_path / name / 'notes.txt').write_text('not an image')  # ignored, as are
+  _write(tmp_path / 'cat' / 'deeper' / 'x.png', 255)  # deeper folders
+  _write(tmp_path / '.thumbnails' / 'x.png', 255)  # and hidden ones
+  return tmp_path
+
+
+def _open_folder(path, split='train', **overrides):
+  return _open(None, split, name=f'folder:{path}', **{'image_size': 4, **overrides})
+
+
+def _folder_examples(ds):
+  """(k, label) of every example of an ordered epoch of `class_folder`, in order."""
+  (whole,) = ds.epoch(ds.num_examples)
+  k = np.round((whole['image'].mean(axis=(1, 2, 3)) * 255 - 5) / 10).astype(int)
+  return list(zip(k.tolist(), whole['label'].tolist()))
+
+
+def test_folder_split_is_fixed_disjoint_and_covers_every_image():
+  for n in [2, 9, 10, 20, 101]:
+    train, test = input_pipeline.folder_split(n)
+    assert len(test) == max(1, n // 10)
+    np.testing.assert_array_equal(np.sort(np.concatenate([train, test])), np.arange(n))
+  # Golden values: the split must not change with numpy, the hosts or the run.
+  assert input_pipeline.folder_split(20)[1].tolist() == [1, 18]
+
+
+def test_folder_labels_come_from_subfolders_and_splits_partition_it(class_folder):
+  labels = [label for label, count in enumerate(CLASSES.values()) for _ in range(count)]
+  every = list(enumerate(labels))
+  train, test = (_open_folder(class_folder, split) for split in ['train', 'test'])
+  assert (train.num_examples, train.num_channels, train.num_classes) == (18, 1, 3)
+  assert (test.num_examples, test.num_channels, test.num_classes) == (2, 1, 3)
+  train_ids, test_ids = _folder_examples(train), _folder_examples(test)
+  # In file order, each image once, the test images those folder_split holds out.
+  _, held_out = input_pipeline.folder_split(len(every))
+  assert test_ids == [every[k] for k in held_out]
+  assert train_ids == [e for k, e in enumerate(every) if k not in held_out]
+
+
+@pytest.mark.parametrize('mode', ['L', 'RGB'])
+@pytest.mark.parametrize('centered', [False, True])
+def test_folder_batches_have_the_shape_range_and_determinism_of_tfds_ones(tmp_path, mode,
+                                                                          centered):
+  for k in range(10):  # a rising ramp of gray levels in each, 0 to 255
+    ramp = np.linspace(0, 255, 36).reshape(6, 6).round().astype(np.uint8)
+    image = np.stack([np.roll(ramp, k, axis=1)] * len(mode), -1).squeeze()
+    Image.fromarray(image).save(tmp_path / f'{k}.png')
+  options = {'centered': centered, 'global_batch_size': 6, 'image_size': 6}
+  ds = _open_folder(tmp_path, **options)
+  assert (ds.num_examples, ds.num_channels, ds.num_classes) == (9, len(mode), 0)
+  batch = ds.batch(2)
+  assert batch['image'].shape == (6, 6, 6, len(mode)) and batch['image'].dtype == np.float32
+  assert batch['label'].dtype == np.int32 and np.all(batch['label'] == 0)
+  low = -1 if centered else 0
+  assert batch['image'].min() == low and batch['image'].max() == 1
+  np.testing.assert_array_equal(batch['image'], _open_folder(tmp_path, **options).batch(2)['image'])
+  other_seed = _open_folder(tmp_path, seed=1, **options).batch(2)['image']
+  assert not np.array_equal(batch['image'], other_seed)
+  hosts = [_open_folder(tmp_path, process_index=p, process_count=2, **options).batch(2)
+           for p in range(2)]
+  np.testing.assert_array_equal(np.concatenate([h['image'] for h in hosts]), batch['image'])
+
+
+def test_folder_images_are_centre_cropped_and_resized_like_tfds_ones(tmp_path):
+  rng = np.random.default_rng(0)
+  pixels = rng.integers(0, 256, (2, 6, 12, 3), dtype=np.uint8)  # wide: [N, H, W, C]
+  for k, image in enumerate(pixels):
+    Image.fromarray(image).save(tmp_path / f'{k}.png')
+  (held_out,) = input_pipeline.folder_split(2)[1]
+  (got,) = _open_folder(tmp_path, 'test', image_size=3).epoch(1)
+  expected = input_pipeline.resize(pixels[held_out] / np.float32(255), image_size=3)
+  np.testing.assert_allclose(got['image'][0], expected, atol=1e-6)
+  np.testing.assert_allclose(expected, input_pipeline.resize(
+      pixels[held_out, :, 3:9] / np.float32(255), image_size=3), atol=1e-6)
+
+
+def _no_folder(root):
+  return root / 'missing', 'does not exist'
+
+
+def _empty_folder(root):
+  (root / 'readme.txt').write_text('no images here')
+  return root, 'holds no'
+
+
+def _corrupt_file(root):
+  _write(root / 'fine.png', 0)
+  (root / 'bad.jpg').write_bytes(b'not a jpeg at all')
+  return root, 'cannot read image .*bad.jpg'
+
+
+def _mixed_channels(root):
+  _write(root / 'a.png', 0)
+  _write(root / 'b.png', 0, mode='RGB')
+  return root, 'mix channel counts.*a.png is L.*b.png is RGB'
+
+
+def _rgba(root):
+  _write(root / 'a.png', 0, mode='RGBA')
+  _write(root / 'b.png', 0, mode='RGBA')
+  return root, 'a.png has mode RGBA'
+
+
+def _images_beside_classes(root):
+  _write(root / 'a.png', 0)
+  _write(root / 'cats' / 'b.png', 0)
+  return root, r'both images \(a.png, ...\) and class subfolders \(cats'
+
+
+def _empty_class(root):
+  _write(root / 'cats' / 'a.png', 0)
+  _write(root / 'cats' / 'b.png', 0)
+  (root / 'dogs').mkdir()
+  return root, 'class folder .*dogs holds no'
+
+
+def _one_image(root):
+  _write(root / 'a.png', 0)
+  return root, 'needs at least 2'
+
+
+@pytest.mark.parametrize('make', [_no_folder, _empty_folder, _corrupt_file, _mixed_channels,
+                                  _rgba, _images_beside_classes, _empty_class, _one_image])
+def test_bad_folders_raise_a_one_line_error_naming_the_folder_or_file(tmp_path, make):
+  path, match = make(tmp_path)
+  message = _assert_fast_one_line_error(match, lambda: _open_folder(path))
+  assert str(tmp_path) in message
+
+
+def test_unknown_folder_split_and_missing_path_fail_fast(class_folder):
+  _assert_fast_one_line_error("'train' and 'test', not 'validation'",
+                              lambda: _open_folder(class_folder, 'validation'))
+  _assert_fast_one_line_error('needs a path', lambda: _open_folder(''))
+
+
+def test_truncated_pixels_fail_when_read_naming_the_file(tmp_path):
+  noise = np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8)
+  for k in range(10):
+    Image.fromarray(noise).save(tmp_path / f'{k}.png')
+  bad = tmp_path / f'{input_pipeline.folder_split(10)[0][0]}.png'  # a train image
+  bad.write_bytes(bad.read_bytes()[:200])  # the header still reads
+  ds = _open_folder(tmp_path, global_batch_size=9)
+  with pytest.raises(input_pipeline.DatasetError, match=f'cannot read image {bad}'):
+    ds.batch(0)  # holds every train image

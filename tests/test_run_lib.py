@@ -326,3 +326,13 @@ def test_sweep_evaluates_sampler_points_trains_the_others_and_resumes(trained_co
   stamps = {p.name: p.stat().st_mtime_ns for p in (out / 'points').iterdir()}
   run_lib.sweep(config, str(trained_copy), lambda: points)  # a re-run finds every point
   assert {p.name: p.stat().st_mtime_ns for p in (out / 'points').iterdir()} == stamps
+
+
+def test_a_folder_of_images_with_another_channel_count_than_the_config_fails(tmp_path):
+  for name in ('a.png', 'b.png'):
+    Image.new('RGB', (8, 8), (10, 200, 30)).save(tmp_path / name)
+  config = digits_ve.get_config('tiny')
+  config.data.dataset = f'folder:{tmp_path}'
+  with pytest.raises(ValueError, match=r'3-channel images but data.num_channels is 1: set '
+                                       r'--config.data.num_channels=3'):
+    run_lib.create_dataset(config, tmp_path, 'train', 8)
