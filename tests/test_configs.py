@@ -1,5 +1,6 @@
 """Every experiment config under configs/: the keys of configs/default.py, a buildable SDE and
-network, valid sampler names, and the paper configurations' published parameter counts.
+network, valid sampler names, the paper configurations' published parameter counts and the
+measured ones of our conditional CIFAR-10 configurations.
 """
 
 import importlib
@@ -68,6 +69,21 @@ PUBLISHED_PARAMETERS = {
     'subvp/cifar10_ncsnpp_deep_continuous.py': 107_521_411,
 }
 
+# Our own configurations without a published network (conditional CIFAR-10), as measured by
+# count_parameters: a guard against unnoticed architecture changes. The class-conditional
+# NCSN++ is VP NCSN++ plus an 11 x 512 label embedding (10 classes and the null class).
+MEASURED_PARAMETERS = {
+    'guided/cifar10_ncsnpp_cfg.py': 62_698_883,
+    'guided/cifar10_ve_classifier.py': 25_502_858,
+    'guided/cifar10_ve_guided.py': 62_758_915,
+}
+
+# (score model sampled with sampling.guidance='classifier', the classifier's config): what
+# run_lib.load_classifier checks when sampling, checked here before anyone trains.
+CLASSIFIER_GUIDANCE_PAIRS = [
+    ('guided/cifar10_ve_guided.py', 'guided/cifar10_ve_classifier.py'),
+]
+
 
 def load(relative_path: str) -> ml_collections.ConfigDict:
   module = importlib.import_module('configs.' + relative_path[:-3].replace('/', '.'))
@@ -85,7 +101,8 @@ def flatten(config: ml_collections.ConfigDict, prefix: str = '') -> dict:
 
 
 def test_every_paper_configuration_exists():
-  missing = sorted(set(PUBLISHED_PARAMETERS) - set(CONFIG_FILES))
+  named = {*PUBLISHED_PARAMETERS, *MEASURED_PARAMETERS, *sum(CLASSIFIER_GUIDANCE_PAIRS, ())}
+  missing = sorted(named - set(CONFIG_FILES))
   assert not missing, f'no config file with get_config() for {missing}'
 
 
@@ -115,8 +132,12 @@ def parameter_shapes(config: ml_collections.ConfigDict) -> dict:
   shape = (1, config.data.image_size, config.data.image_size, config.data.num_channels)
   key = (repr(model), shape)
   if key not in _shapes:
-    _shapes[key] = jax.eval_shape(
-        lambda: model.init(jax.random.key(0), jnp.zeros(shape), jnp.ones((1,))))['params']
+    # As run_lib.state.init_state: a class-conditional network makes its label embedding
+    # only when given labels.
+    labels = ({'class_labels': jnp.zeros((1,), jnp.int32)} if config.model.num_classes > 0
+              else {})
+    _shapes[key] = jax.eval_shape(lambda: model.init(
+        jax.random.key(0), jnp.zeros(shape), jnp.ones((1,)), **labels))['params']
   return _shapes[key]
 
 
@@ -152,6 +173,26 @@ def test_config_builds_its_sde_network_parameterisation_and_sampler(path):
 @pytest.mark.parametrize('path', sorted(PUBLISHED_PARAMETERS))
 def test_parameter_count_equals_the_published_one(path):
   assert count_parameters(load(path)) == PUBLISHED_PARAMETERS[path]
+
+
+@pytest.mark.parametrize('path', sorted(MEASURED_PARAMETERS))
+def test_parameter_count_equals_the_measured_one(path):
+  assert count_parameters(load(path)) == MEASURED_PARAMETERS[path]
+
+
+@pytest.mark.parametrize('guided_path, classifier_path', CLASSIFIER_GUIDANCE_PAIRS)
+def test_guiding_classifier_config_matches_its_score_model(guided_path, classifier_path):
+  guided, classifier = load(guided_path), load(classifier_path)
+  assert classifier.training.task == 'classifier'
+  assert guided.training.task == 'diffusion' and guided.model.num_classes == 0
+  assert guided.sampling.guidance == 'classifier' and guided.sampling.classifier_workdir
+  sde = run_lib.create_sde(guided)
+  assert run_lib.create_sde(classifier) == sde
+  for key in ('image_size', 'num_channels', 'centered'):
+    assert classifier.data[key] == guided.data[key], key
+  # The classifier sees the time input of the score network of its SDE.
+  assert (run_lib.create_parameterization(classifier, sde).time_input
+          == run_lib.create_parameterization(guided, sde).time_input)
 
 
 @pytest.mark.filterwarnings('ignore:the load_module:DeprecationWarning')  # ml_collections' loader
