@@ -4,17 +4,18 @@ Modules: `sde` (forward SDEs and their coefficients, reverse SDE, probability-fl
 ODE, denoiser), `parameterization` (network output <-> score), `losses`, `sampling`
 (every sampler behind one contract, and the time grids), `ode` (the diffrax solve),
 `likelihood` (bits/dim), `guidance` (classifier-free and classifier guidance as score
-transforms), `conditioning` (label dropout), `toy` (a Gaussian mixture with exact scores
-and class posteriors), `utils`.
+transforms), `conditioning` (label dropout), `controllable` (inpainting and
+colorization by replacement), `toy` (a Gaussian mixture with exact scores and class
+posteriors), `utils`.
 """
 
-from sde_lib import (conditioning, guidance, likelihood, losses, ode, parameterization, sampling,
-                     toy, utils)
+from sde_lib import (conditioning, controllable, guidance, likelihood, losses, ode,
+                     parameterization, sampling, toy, utils)
 from sde_lib.sde import (SDE, SDES, VESDE, VPSDE, ReverseSDE, ScoreFn, SubVPSDE, denoiser,
                          get_sde, reverse)
 
 __all__ = [
     'SDE', 'SDES', 'VESDE', 'VPSDE', 'ReverseSDE', 'ScoreFn', 'SubVPSDE', 'denoiser', 'get_sde',
-    'conditioning', 'guidance', 'likelihood', 'losses', 'ode', 'parameterization', 'reverse',
-    'sampling', 'toy', 'utils',
+    'conditioning', 'controllable', 'guidance', 'likelihood', 'losses', 'ode',
+    'parameterization', 'reverse', 'sampling', 'toy', 'utils',
 ]

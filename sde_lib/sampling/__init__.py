@@ -8,6 +8,9 @@ with `ts` [n_steps + 1] the decreasing times it steps through (a `schedules` gri
 or any other), `nfe` an int32 array counting every score evaluation (the final
 denoising step included) and `trajectory` None unless `n_frames` >= 2 was asked
 for. The caller draws (and shards) x_T, e.g. `sde.prior_sampling(key, shape)`.
+Every sampler also takes `replace`, a per-step hook (`core.Replace`) that it applies to
+x_T and to its state after each step: `controllable.Replacement` uses it for inpainting
+and colorization.
 Each sampler compiles to one XLA program (one `lax.fori_loop` or diffrax solve),
 draws the noise of example i from `fold_in(key, i)` and never mixes examples
 (the Langevin corrector's batch-averaged step size is the one exception), so it
@@ -19,7 +22,7 @@ runs data-parallel when x_T is sharded.
 """
 
 from sde_lib.sampling import schedules
-from sde_lib.sampling.core import SampleOutput, Trajectory
+from sde_lib.sampling.core import Replace, SampleOutput, Trajectory
 from sde_lib.sampling.ddim import ddim_sample
 from sde_lib.sampling.dpm_solver import (check_order, dpm_solver_pp_sample,
                                          dpm_solver_pp_sde_sample)
@@ -91,7 +94,7 @@ def sample(method: str, rng, sde, score_fn, x_T, *, n_steps: int, schedule: str 
   return SAMPLERS[method](rng, sde, score_fn, x_T, ts=ts, **options)
 
 
-__all__ = ['CORRECTORS', 'PREDICTORS', 'SAMPLERS', 'SCHEDULES', 'SOLVERS', 'SampleOutput',
-           'Trajectory', 'check', 'ddim_sample', 'dpm_solver_pp_sample',
+__all__ = ['CORRECTORS', 'PREDICTORS', 'Replace', 'SAMPLERS', 'SCHEDULES', 'SOLVERS',
+           'SampleOutput', 'Trajectory', 'check', 'ddim_sample', 'dpm_solver_pp_sample',
            'dpm_solver_pp_sde_sample', 'edm_heun_sample', 'fitting_schedules', 'ode_sample',
            'pc_sample', 'sample', 'schedules', 'unipc_sample']

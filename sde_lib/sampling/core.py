@@ -1,5 +1,6 @@
 """What every sampler shares: its output, its trajectory, its grid and its checks."""
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -118,6 +119,22 @@ class Frames(NamedTuple):
     if not len(self.indices):
       return None
     return Trajectory(ts[self.indices], jnp.concatenate([frames, x[None]]))
+
+
+Replace = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+"""replace(rng, x [B, ...], t) -> x: a per-step hook that every sampler applies to its
+state at each grid time t after a step (and to x_T), e.g. `controllable.Replacement`,
+which sets the known part of an image to a draw of x(t) given the data."""
+
+
+def replacer(rng: jax.Array, replace: Replace | None) -> Callable:
+  """at(i, x, t): `replace` applied to the state x at grid point i (time t) with the key
+  of that point, or the identity when there is no hook."""
+  if replace is None:
+    return lambda i, x, t: x
+  # A key of its own, apart from the fold_in(rng, i) of the samplers' step noise.
+  key = jax.random.fold_in(rng, np.iinfo(np.int32).max)
+  return lambda i, x, t: replace(jax.random.fold_in(key, i), x, t)
 
 
 def int32(n) -> jax.Array:

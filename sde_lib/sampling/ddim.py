@@ -11,13 +11,15 @@ grid is ancestral DDPM with its posterior variance beta-tilde.
 import jax
 import jax.numpy as jnp
 
-from sde_lib.sampling.core import Frames, SampleOutput, check_grid, coefficients, denoise, int32
+from sde_lib.sampling.core import (Frames, Replace, SampleOutput, check_grid, coefficients, denoise,
+                                   int32, replacer)
 from sde_lib.sde import SDE, ScoreFn
 from sde_lib.utils import normal
 
 
 def ddim_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *, ts: jax.Array,
-                eta: float = 0.0, n_frames: int = 0) -> SampleOutput:
+                eta: float = 0.0, n_frames: int = 0,
+                replace: Replace | None = None) -> SampleOutput:
   """DDIM along the grid ts; one score evaluation per step.
 
   Args:
@@ -28,6 +30,7 @@ def ddim_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *, 
     ts: [n_steps + 1] decreasing times (see `schedules`).
     eta: 0 (deterministic) to 1 (ancestral).
     n_frames: if >= 2, also return a `Trajectory` of that many states.
+    replace: a per-step hook (`core.Replace`), applied after every step.
 
   Returns:
     A `SampleOutput`.
@@ -37,6 +40,7 @@ def ddim_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *, 
   ts, n = check_grid(ts, x_T)
   grid = coefficients(sde, ts)
   recorder = Frames.make(n, n_frames)
+  at = replacer(rng, replace)
 
   def body(i, carry):
     x, frames = carry
@@ -47,7 +51,8 @@ def ddim_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *, 
     noise = jnp.sqrt(jnp.maximum(1.0 - fresh**2, 0.0)) * eps
     if eta:
       noise = noise + fresh * normal(jax.random.fold_in(rng, i), x.shape)
-    return grid.alpha[i + 1] * x0 + grid.std[i + 1] * noise, frames
+    return at(i + 1, grid.alpha[i + 1] * x0 + grid.std[i + 1] * noise, ts[i + 1]), frames
 
-  x, frames = jax.lax.fori_loop(0, n, body, (jnp.asarray(x_T), recorder.init(x_T)))
+  x, frames = jax.lax.fori_loop(0, n, body, (at(0, jnp.asarray(x_T), ts[0]),
+                                             recorder.init(x_T)))
   return SampleOutput(x, int32(n), recorder.trajectory(frames, ts, x))

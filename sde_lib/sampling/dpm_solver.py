@@ -25,7 +25,8 @@ quadratic where the published weight is not, and measures the order-3 slope).
 import jax
 import jax.numpy as jnp
 
-from sde_lib.sampling.core import Frames, SampleOutput, check_grid, coefficients, denoise, int32
+from sde_lib.sampling.core import (Frames, Replace, SampleOutput, check_grid, coefficients, denoise,
+                                   int32, replacer)
 from sde_lib.sde import SDE, ScoreFn
 from sde_lib.utils import normal
 
@@ -44,12 +45,14 @@ def step_orders(i: jax.Array, n: int, order: int, lower_order_final: bool) -> ja
 
 
 def _sample(rng, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *, ts: jax.Array, order: int,
-            lower_order_final: bool, eta: float, n_frames: int) -> SampleOutput:
+            lower_order_final: bool, eta: float, n_frames: int,
+            replace: Replace | None) -> SampleOutput:
   check_order(order)
   ts, n = check_grid(ts, x_T)
   grid = coefficients(sde, ts)
   lam = grid.log_snr
   recorder = Frames.make(n, n_frames)
+  at = replacer(rng, replace)
 
   def body(i, carry):
     x, x0_1, x0_2, frames = carry  # x0_1, x0_2: the denoised states of steps i-1, i-2
@@ -87,20 +90,20 @@ def _sample(rng, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *, ts: jax.Array, 
     if eta:
       x_s = x_s + std_s * jnp.sqrt(-jnp.expm1(-2.0 * eta * h)) * normal(
           jax.random.fold_in(rng, i), x.shape)
-    return x_s, x0, x0_1, frames
+    return at(i + 1, x_s, ts[i + 1]), x0, x0_1, frames
 
-  x = jnp.asarray(x_T)
+  x = at(0, jnp.asarray(x_T), ts[0])
   x, *_, frames = jax.lax.fori_loop(0, n, body, (x, x, x, recorder.init(x)))
   return SampleOutput(x, int32(n), recorder.trajectory(frames, ts, x))
 
 
 def dpm_solver_pp_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *,
                          ts: jax.Array, order: int = 2, lower_order_final: bool = True,
-                         n_frames: int = 0) -> SampleOutput:
+                         n_frames: int = 0, replace: Replace | None = None) -> SampleOutput:
   """DPM-Solver++ (1, 2M, 3M) on the probability-flow ODE; one evaluation per step.
 
   Args:
-    rng: unused (the ODE is deterministic); kept for the common signature.
+    rng: the key of the `replace` hook's draws (the ODE itself is deterministic).
     sde: the forward SDE.
     score_fn: score_fn(x [B, ...], t [B]) -> [B, ...].
     x_T: [B, ...] the starting point, a draw from the prior.
@@ -109,20 +112,23 @@ def dpm_solver_pp_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.A
     lower_order_final: drop the order at the last steps (step n-k at most order
       k), which steadies few-step sampling (Lu et al.).
     n_frames: if >= 2, also return a `Trajectory` of that many states.
+    replace: a per-step hook (`core.Replace`), applied after every step.
 
   Returns:
     A `SampleOutput`.
   """
   return _sample(rng, sde, score_fn, x_T, ts=ts, order=order,
-                 lower_order_final=lower_order_final, eta=0.0, n_frames=n_frames)
+                 lower_order_final=lower_order_final, eta=0.0, n_frames=n_frames,
+                 replace=replace)
 
 
 def dpm_solver_pp_sde_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *,
                              ts: jax.Array, order: int = 2, lower_order_final: bool = True,
-                             n_frames: int = 0) -> SampleOutput:
+                             n_frames: int = 0, replace: Replace | None = None) -> SampleOutput:
   """SDE-DPM-Solver++ (1, 2M, 3M) on the reverse SDE; one evaluation per step.
 
   Arguments as `dpm_solver_pp_sample`; rng draws the noise, one key per step.
   """
   return _sample(rng, sde, score_fn, x_T, ts=ts, order=order,
-                 lower_order_final=lower_order_final, eta=1.0, n_frames=n_frames)
+                 lower_order_final=lower_order_final, eta=1.0, n_frames=n_frames,
+                 replace=replace)

@@ -13,7 +13,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from sde_lib.sampling.core import Frames, SampleOutput, check_grid, coefficients, denoise, int32
+from sde_lib.sampling.core import (Frames, Replace, SampleOutput, check_grid, coefficients, denoise,
+                                   int32, replacer)
 from sde_lib.sde import SDE, ScoreFn
 from sde_lib.utils import normal
 
@@ -21,7 +22,7 @@ from sde_lib.utils import normal
 def edm_heun_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *,
                     ts: jax.Array, s_churn: float = 0.0, s_min: float = 0.0,
                     s_max: float = math.inf, s_noise: float = 1.0,
-                    n_frames: int = 0) -> SampleOutput:
+                    n_frames: int = 0, replace: Replace | None = None) -> SampleOutput:
   """EDM's Heun sampler along the grid ts (use the 'karras' schedule for EDM's).
 
   Args:
@@ -35,6 +36,7 @@ def edm_heun_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array,
     s_noise: scale of the added noise (EDM: slightly above 1 offsets the
       denoiser's loss of detail).
     n_frames: if >= 2, also return a `Trajectory` of that many states.
+    replace: a per-step hook (`core.Replace`), applied after every step.
 
   Returns:
     A `SampleOutput`; NFE = 2 n_steps - 1 on a grid ending at sigma = 0.
@@ -47,6 +49,7 @@ def edm_heun_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array,
   sigma = grid.sigma
   recorder = Frames.make(n, n_frames)
   gamma = min(s_churn / n, math.sqrt(2.0) - 1.0)
+  at = replacer(rng, replace)
 
   def derivative(x, t, s):
     """dx/dsigma at x (= x(t) / alpha(t)) and sigma s = sigma(t)."""
@@ -73,8 +76,9 @@ def edm_heun_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array,
       return y + (s_next - s) * 0.5 * (d + derivative(euler, ts[i + 1], s_next))
 
     y = jax.lax.cond(s_next > 0, heun, lambda: euler)
-    return grid.alpha[i + 1] * y, frames
+    return at(i + 1, grid.alpha[i + 1] * y, ts[i + 1]), frames
 
-  x, frames = jax.lax.fori_loop(0, n, body, (jnp.asarray(x_T), recorder.init(x_T)))
+  x, frames = jax.lax.fori_loop(0, n, body, (at(0, jnp.asarray(x_T), ts[0]),
+                                             recorder.init(x_T)))
   nfe = n + jnp.sum(sigma[1:] > 0)
   return SampleOutput(x, int32(nfe), recorder.trajectory(frames, ts, x))

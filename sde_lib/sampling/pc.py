@@ -15,7 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from sde_lib.sampling.core import Frames, SampleOutput, check_grid, int32, vec
+from sde_lib.sampling.core import Frames, Replace, SampleOutput, check_grid, int32, replacer, vec
 from sde_lib.sde import SDE, VESDE, VPSDE, ScoreFn, SubVPSDE, reverse
 from sde_lib.utils import batch_broadcast, normal
 
@@ -186,7 +186,8 @@ def _lookup(table: dict, kind: str, name: str) -> _Method:
 def pc_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *, ts: jax.Array,
               predictor: str = 'reverse_diffusion', corrector: str = 'langevin',
               snr: float = 0.16, corrector_steps: int = 1, probability_flow: bool = False,
-              denoise: bool = True, n_frames: int = 0) -> SampleOutput:
+              denoise: bool = True, n_frames: int = 0,
+              replace: Replace | None = None) -> SampleOutput:
   """Predictor-corrector sampling: a corrector, then a predictor, at each of ts[:-1].
 
   The predictors step one level of `sde` with as many levels as the grid has
@@ -206,6 +207,8 @@ def pc_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *, ts
     probability_flow: predict along the probability-flow ODE instead of the reverse SDE.
     denoise: return the last step's mean, without its noise (score_sde's noise removal).
     n_frames: if >= 2, also return a `Trajectory` of that many states.
+    replace: a per-step hook (`core.Replace`), applied after every corrector and
+      predictor step, as score_sde's inpainter and colorizer do.
 
   Returns:
     A `SampleOutput`.
@@ -222,7 +225,8 @@ def pc_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *, ts
   predictor_step = predictor_method.make(levels, score_fn, probability_flow)
   corrector_step = corrector_method.make(levels, score_fn, snr, corrector_steps)
   recorder = Frames.make(n, n_frames)
-  x = jnp.asarray(x_T)
+  at = replacer(rng, replace)
+  x = at(0, jnp.asarray(x_T), ts[0])
 
   def body(i, carry):
     x, _, frames = carry
@@ -230,8 +234,9 @@ def pc_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *, ts
     t = vec(ts[i], x)
     step_rng = jax.random.fold_in(rng, i)
     x, x_mean = corrector_step(jax.random.fold_in(step_rng, 0), x, t)
+    x = at(i, x, ts[i])
     x, x_mean = predictor_step(jax.random.fold_in(step_rng, 1), x, t)
-    return x, x_mean, frames
+    return at(i + 1, x, ts[i + 1]), x_mean, frames
 
   x, x_mean, frames = jax.lax.fori_loop(0, n, body, (x, x, recorder.init(x)))
   nfe = n * (int(predictor_method.evaluates_score) +

@@ -14,8 +14,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from sde_lib.sampling.core import (Frames, SampleOutput, check_choice, check_grid, coefficients,
-                                   denoise, int32)
+from sde_lib.sampling.core import (Frames, Replace, SampleOutput, check_choice, check_grid,
+                                   coefficients, denoise, int32, replacer)
 from sde_lib.sampling.dpm_solver import check_order, step_orders
 from sde_lib.sde import SDE, ScoreFn
 
@@ -68,11 +68,12 @@ def _update(x, x0, alpha_s, ratio, h, history, rks, order: int, variant: str, ne
 
 def unipc_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *,
                  ts: jax.Array, order: int = 3, lower_order_final: bool = True,
-                 variant: str = 'bh2', n_frames: int = 0) -> SampleOutput:
+                 variant: str = 'bh2', n_frames: int = 0,
+                 replace: Replace | None = None) -> SampleOutput:
   """UniPC-p (bh2, data prediction) along the grid ts; one evaluation per step.
 
   Args:
-    rng: unused (the sampler is deterministic); kept for the common signature.
+    rng: the key of the `replace` hook's draws (the sampler itself is deterministic).
     sde: the forward SDE.
     score_fn: score_fn(x [B, ...], t [B]) -> [B, ...].
     x_T: [B, ...] the starting point, a draw from the prior.
@@ -82,17 +83,19 @@ def unipc_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *,
       authors do.
     variant: 'bh2' (B(h) = e^h - 1) or 'bh1' (B(h) = h), the paper's two choices.
     n_frames: if >= 2, also return a `Trajectory` of that many states.
+    replace: a per-step hook (`core.Replace`), applied after every predictor step and
+      to the corrected point, with the same draw at the same point.
 
   Returns:
     A `SampleOutput`.
   """
-  del rng
   check_order(order)
   check_choice('variant', variant, ('bh1', 'bh2'))
   ts, n = check_grid(ts, x_T)
   grid = coefficients(sde, ts)
   lam = grid.log_snr
   recorder = Frames.make(n, n_frames)
+  at = replacer(rng, replace)
 
   def coefficients_of(i):
     """(alpha, std ratio, h, r_k for k = 1, 2) of the step from point i to i + 1."""
@@ -113,15 +116,15 @@ def unipc_sample(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, *,
     # UniC: correct point i, reached from i - 1 by a step of order p_prev.
     corrected = jax.lax.switch(
         p_prev - 1, branches(x_prev, history[0], jnp.maximum(i - 1, 0), history[1:], x0))
-    x = jnp.where(i > 0, corrected, x)
+    x = jnp.where(i > 0, at(i, corrected, ts[i]), x)
     frames = recorder.record(frames, i, x)
     history = [x0] + history[:2]
     p = jnp.where(grid.std[i + 1] > 0, step_orders(i, n, order, lower_order_final), 1)
     p = p.astype(jnp.int32)
     x_next = jax.lax.switch(p - 1, branches(x, x0, i, history[1:]))
-    return x_next, x, history, p, frames
+    return at(i + 1, x_next, ts[i + 1]), x, history, p, frames
 
-  x = jnp.asarray(x_T)
+  x = at(0, jnp.asarray(x_T), ts[0])
   carry = (x, x, [x, x, x], jnp.ones((), jnp.int32), recorder.init(x))
   x, *_, frames = jax.lax.fori_loop(0, n, body, carry)
   return SampleOutput(x, int32(n), recorder.trajectory(frames, ts, x))
