@@ -134,6 +134,14 @@ def get_default_config() -> ml_collections.ConfigDict:
   sampling.guidance_scale = 1.0
   sampling.guidance_t_lo = 0.0
   sampling.guidance_t_hi = 1.0
+  # Controllable generation of --mode sample (sde_lib.controllable, by replacement at every
+  # sampler step): 'inpaint' regenerates the region sampling.mask of test images ('left',
+  # 'right', 'top', 'bottom' halves, the 'center' square of half the side, or a PNG file of
+  # the image size whose white pixels are regenerated); 'colorize' keeps the grey level of
+  # RGB test images. sampling.completions per test image, sampling.num_samples in all.
+  sampling.task = ''  # '' (samples from the prior), 'inpaint' or 'colorize'
+  sampling.mask = 'center'
+  sampling.completions = 4
 
   # Conditioning transforms of the training batch (sde_lib.conditioning).
   config.conditioning = conditioning = ml_collections.ConfigDict()

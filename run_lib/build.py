@@ -17,6 +17,7 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
+from PIL import Image
 
 import input_pipeline
 import models
@@ -24,7 +25,7 @@ import sde_lib
 from run_lib import state as state_lib
 from run_lib.errors import JobError
 from run_lib.mesh import check_divisible, create_mesh
-from sde_lib import guidance, sampling
+from sde_lib import controllable, guidance, sampling
 from sde_lib.parameterization import Parameterization, song_et_al
 
 
@@ -134,10 +135,11 @@ class SamplerSpec:
   rho: float
   options: dict
 
-  def __call__(self, rng, sde, score_fn, x_T, n_frames: int = 0) -> sampling.SampleOutput:
+  def __call__(self, rng, sde, score_fn, x_T, n_frames: int = 0,
+               replace: sampling.Replace | None = None) -> sampling.SampleOutput:
     return sampling.sample(self.method, rng, sde, score_fn, x_T, n_steps=self.n_steps,
                            schedule=self.schedule, eps=self.eps, rho=self.rho,
-                           n_frames=n_frames, **self.options)
+                           n_frames=n_frames, replace=replace, **self.options)
 
 
 def create_sampler(config: ml_collections.ConfigDict, sde: sde_lib.SDE) -> SamplerSpec:
@@ -254,6 +256,82 @@ def create_conditioning(config: ml_collections.ConfigDict, model: nn.Module,
   interval = None if (s.guidance_t_lo, s.guidance_t_hi) == (0.0, 1.0) else (
       float(s.guidance_t_lo), float(s.guidance_t_hi))
   return Conditioning(k, float(rate), classes, float(s.guidance_scale), interval, guidance)
+
+
+MASKS = ('left', 'right', 'top', 'bottom', 'center')
+
+
+def named_mask(name: str, size: int) -> np.ndarray:
+  """[size, size] 1 where pixels are kept, 0 in the region that `name` regenerates."""
+  keep = np.ones((size, size), np.float32)
+  half, quarter = size // 2, size // 4
+  region = {'left': np.s_[:, :half], 'right': np.s_[:, half:], 'top': np.s_[:half],
+            'bottom': np.s_[half:], 'center': np.s_[quarter:quarter + half,
+                                                    quarter:quarter + half]}[name]
+  keep[region] = 0.0
+  return keep
+
+
+def read_mask(path: str, size: int) -> np.ndarray:
+  """A PNG mask of the image size: white (>= 128) pixels are regenerated, others kept."""
+  try:
+    with Image.open(path) as image:
+      grey = np.asarray(image.convert('L'))
+  except FileNotFoundError:
+    raise JobError(f'sampling.mask file {path!r} does not exist; or name a mask: '
+                   f'{list(MASKS)}') from None
+  except Exception as e:  # PIL raises several kinds for files that are not images
+    raise JobError(f'cannot read sampling.mask {path!r}: {type(e).__name__}: {e}') from None
+  if grey.shape != (size, size):
+    raise JobError(f'sampling.mask {path!r} is {grey.shape[1]}x{grey.shape[0]} pixels; the '
+                   f'images are {size}x{size}')
+  return (grey < 128).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Completion:
+  """What --mode sample completes: nothing (task ''), the masked region of test images
+  ('inpaint'), or their colours ('colorize'), `completions` times each.
+
+  Attributes:
+    task: '', 'inpaint' or 'colorize'.
+    mask: [H, W] 1 where pixels are kept (inpaint), else None.
+    completions: completions per test image.
+  """
+
+  task: str
+  mask: np.ndarray | None
+  completions: int
+
+  def replacement(self, sde: sde_lib.SDE, y: jax.Array) -> controllable.Replacement:
+    """The sampler's per-step replacement that keeps the known part of the images y."""
+    if self.task == 'inpaint':
+      return controllable.inpainting(sde, y, self.mask)
+    return controllable.colorization(sde, y)
+
+
+SAMPLING_TASKS = ('', 'inpaint', 'colorize')
+
+
+def create_completion(config: ml_collections.ConfigDict) -> Completion:
+  """sampling.task, sampling.mask and sampling.completions, checked."""
+  s, data = config.sampling, config.data
+  if s.task not in SAMPLING_TASKS:
+    raise ValueError(f'unknown sampling.task {s.task!r}; known: {list(SAMPLING_TASKS)}')
+  if s.completions < 1:
+    raise ValueError(f'sampling.completions must be at least 1, got {s.completions}')
+  if s.task == 'colorize' and data.num_channels < 2:
+    raise ValueError(f"sampling.task='colorize' needs colour images; {data.dataset!r} has "
+                     f'{data.num_channels} channel (inpaint works on any)')
+  mask = None
+  if s.task == 'inpaint':
+    if s.mask in MASKS:
+      mask = named_mask(s.mask, data.image_size)
+    elif str(s.mask).lower().endswith('.png'):
+      mask = read_mask(s.mask, data.image_size)
+    else:
+      raise ValueError(f'unknown sampling.mask {s.mask!r}; known: {list(MASKS)} or a .png file')
+  return Completion(s.task, mask, s.completions)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -374,6 +452,7 @@ class Job:
                        else None)
     self.conditioning = create_conditioning(
         config, self.model, self.classifier.num_outputs if self.classifier else 0)
+    self.completion = create_completion(config)
     self.mesh = create_mesh()
     self.replicated = NamedSharding(self.mesh, P())
     self.sharded = NamedSharding(self.mesh, P('data'))  # along the leading (batch) axis

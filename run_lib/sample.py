@@ -10,7 +10,7 @@ import tqdm
 
 import sde_lib
 from run_lib import io
-from run_lib.build import Job, stream
+from run_lib.build import Job, create_dataset, stream
 from run_lib.errors import JobError
 from run_lib.mesh import gather
 from run_lib.state import TrainState
@@ -111,6 +111,109 @@ def draw_many(job: Job, params: Any, key: jax.Array, n: int, n_frames: int = 0,
                np.concatenate(labels)[:n] if per_row else None)
 
 
+class Completed(NamedTuple):
+  """Completions of test images (sampling.task inpaint or colorize), uint8 images.
+
+  Attributes:
+    images: [N, H, W, C] the completions, `completions` of each test image in turn.
+    originals: [M, H, W, C] the test images.
+    inputs: [M, H, W, C] what the sampler kept of them (the regenerated region mid-grey;
+      the grey level when colorizing).
+    source: [N] the index into originals of each completion.
+    labels: [M] the test images' classes, which guide a conditional model; or None.
+    nfe: score evaluations per completion.
+  """
+
+  images: np.ndarray
+  originals: np.ndarray
+  inputs: np.ndarray
+  source: np.ndarray
+  labels: np.ndarray | None
+  nfe: int
+
+
+def compiled_completer(job: Job, n: int):
+  """The jitted sampler that completes n images y (model space, sharded):
+  run(params, classifier_params, rng, y, labels) -> (completions, nfe). The sampler
+  replaces the known part at every step and the result carries it exactly."""
+  key = ('completer', n)
+  if key not in job.compiled:
+
+    @jax.jit
+    def run(params, classifier_params, rng, y, labels):
+      prior_rng, rng = jax.random.split(rng)
+      x_T = jax.lax.with_sharding_constraint(job.sde.prior_sampling(prior_rng, y.shape),
+                                             job.sharded)
+      replacement = job.completion.replacement(job.sde, y)
+      score_fn = job.sampling_score_fn(params, labels, classifier_params)
+      out = job.sampler(rng, job.sde, score_fn, x_T, replace=replacement)
+      return replacement.paste(out.x), out.nfe
+
+    job.compiled[key] = run
+  return job.compiled[key]
+
+
+def test_images(job: Job, m: int) -> tuple[np.ndarray, np.ndarray]:
+  """The first m images of the test split (model space, every host) and their labels."""
+  batch = job.config.eval.batch_size
+  images, labels, have = [], [], 0
+  for part in create_dataset(job.config, job.workdir, 'test', batch).epoch(batch):
+    valid = gather(part['mask'])
+    images.append(gather(part['image'])[valid])
+    labels.append(gather(part['label'])[valid])
+    have += int(valid.sum())
+    if have >= m:
+      break
+  if have < m:
+    raise JobError(f'the test split has {have} images; sampling.num_samples / '
+                   f'sampling.completions asks for {m}')
+  return np.concatenate(images)[:m], np.concatenate(labels)[:m]
+
+
+def complete(job: Job, params: Any, key: jax.Array, n: int) -> Completed:
+  """n completions of the first test images, sampling.completions each, in batches of
+  sampling.batch_size, batch i from fold_in(key, i). A class-conditional or classifier-
+  guided model completes each image under its own label."""
+  k, batch = job.completion.completions, job.config.sampling.batch_size
+  originals, labels = test_images(job, -(-n // k))
+  source = np.repeat(np.arange(len(originals)), k)[:n]
+  guided = bool(job.conditioning.guidance)
+  classifier_params = job.classifier.params if job.classifier else None
+  chunks, nfe = [], 0
+  for i in tqdm.trange(-(-n // batch), desc=job.completion.task,
+                       disable=jax.process_index() != 0):
+    # The last batch is filled up with its last image; the extra completions are dropped.
+    index = source[np.minimum(np.arange(i * batch, (i + 1) * batch), n - 1)]
+    y = jax.device_put(originals[index], job.sharded)
+    y_labels = jax.device_put(labels[index].astype(np.int32), job.sharded) if guided else None
+    x, cost = compiled_completer(job, batch)(params, classifier_params,
+                                             jax.random.fold_in(key, i), y, y_labels)
+    chunks.append(io.to_uint8_images(gather(x), job.centered))
+    nfe = int(cost)
+  fill = 0.0 if job.centered else 0.5  # mid-grey in model space
+  inputs = job.completion.replacement(job.sde, jnp.asarray(originals)).observed(fill)
+  return Completed(np.concatenate(chunks)[:n], io.to_uint8_images(originals, job.centered),
+                   io.to_uint8_images(inputs, job.centered), source,
+                   labels if guided else None, nfe)
+
+
+def completion_grid(job: Job, done: Completed) -> np.ndarray:
+  """One row per test image: the original, the input, the mask (inpaint: white where
+  regenerated) and its completions."""
+  k = job.completion.completions
+  columns = [done.originals, done.inputs]
+  if job.completion.mask is not None:
+    mask = np.broadcast_to(((1.0 - job.completion.mask) * 255).astype(np.uint8)[..., None],
+                           done.originals.shape[1:])
+    columns.append(np.broadcast_to(mask, done.originals.shape))
+  completions = np.zeros((len(done.originals) * k,) + done.images.shape[1:], np.uint8)
+  completions[:len(done.images)] = done.images  # a short last row stays black
+  rows = np.concatenate([np.stack(columns, 1),
+                         completions.reshape((len(done.originals), k) + done.images.shape[1:])],
+                        axis=1)
+  return io.image_grid(rows.reshape((-1,) + rows.shape[2:]), columns=rows.shape[1])
+
+
 def require_state(job: Job, step: int | None = None) -> TrainState:
   state = job.restore(step)
   if state is None:
@@ -137,6 +240,8 @@ def sample(config: ml_collections.ConfigDict, workdir: str) -> np.ndarray:
                    f'--config.sampling.classifier_workdir={job.workdir}')
   state = require_state(job)
   step = int(state.step)
+  if job.completion.task:
+    return _complete_and_save(job, state, step)
   drawn = draw_many(job, state.ema_params, jax.random.fold_in(stream(config, 'sample'), step),
                     config.sampling.num_samples, config.sampling.trajectory_frames)
   if jax.process_index() == 0:
@@ -163,3 +268,26 @@ def sample(config: ml_collections.ConfigDict, workdir: str) -> np.ndarray:
     print(f'{len(drawn.images)} samples ({drawn.nfe} score evaluations each, '
           f'{job.sampler.method}) from step {step}: ' + ', '.join(str(p) for p in written))
   return drawn.images
+
+
+def _complete_and_save(job: Job, state: TrainState, step: int) -> np.ndarray:
+  config, task = job.config, job.completion.task
+  done = complete(job, state.ema_params, jax.random.fold_in(stream(config, 'sample'), step),
+                  config.sampling.num_samples)
+  if jax.process_index() == 0:
+    out = job.workdir / 'samples'
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / f'{task}_{step:08d}.npz', out / f'{task}_{step:08d}.png']
+    arrays = {'images': done.images, 'originals': done.originals, 'inputs': done.inputs,
+              'source': done.source}
+    if job.completion.mask is not None:
+      arrays['mask'] = job.completion.mask.astype(np.uint8)  # 1 kept, 0 regenerated
+    if done.labels is not None:
+      arrays['labels'] = done.labels
+    np.savez_compressed(written[0], **arrays)
+    io.save_png(written[1], completion_grid(job, done), scale=io.png_scale(config.data.image_size))
+    what = (f'mask {config.sampling.mask!r}' if task == 'inpaint' else 'the grey level kept')
+    print(f'{len(done.images)} {task} completions of {len(done.originals)} test images ({what}, '
+          f'{done.nfe} score evaluations each, {job.sampler.method}) from step {step}: '
+          + ', '.join(str(p) for p in written))
+  return done.images

@@ -336,3 +336,55 @@ def test_a_folder_of_images_with_another_channel_count_than_the_config_fails(tmp
   with pytest.raises(ValueError, match=r'3-channel images but data.num_channels is 1: set '
                                        r'--config.data.num_channels=3'):
     run_lib.create_dataset(config, tmp_path, 'train', 8)
+
+
+def test_inpainting_keeps_the_known_pixels_and_writes_input_mask_and_completions(trained_copy,
+                                                                                 data_dir):
+  config = tiny_config(data_dir, n_iters=6)
+  config.sampling.update(task='inpaint', mask='left', completions=3, num_samples=5)
+  images = run_lib.sample(config, str(trained_copy))
+  saved = np.load(trained_copy / 'samples' / 'inpaint_00000006.npz')
+  np.testing.assert_array_equal(saved['images'], images)
+  assert images.shape == (5, 8, 8, 1) and saved['originals'].shape == (2, 8, 8, 1)
+  np.testing.assert_array_equal(saved['source'], [0, 0, 0, 1, 1])
+  keep = saved['mask'].astype(bool)
+  assert keep[:, 4:].all() and not keep[:, :4].any()  # 'left': the left half regenerated
+  originals = saved['originals'][saved['source']]
+  np.testing.assert_array_equal(images[:, keep], originals[:, keep])
+  assert np.any(images[:, ~keep] != originals[:, ~keep])
+  np.testing.assert_array_equal(saved['inputs'][:, keep], saved['originals'][:, keep])
+  np.testing.assert_array_equal(saved['inputs'][:, ~keep], 128)  # mid-grey where regenerated
+  # Two rows (one per test image) of original, input, mask and 3 completions, 16x enlarged.
+  grid = Image.open(trained_copy / 'samples' / 'inpaint_00000006.png')
+  assert grid.size == (16 * (6 * 9 + 1), 16 * (2 * 9 + 1))
+
+  # A PNG mask: white pixels are regenerated.
+  mask = np.zeros((8, 8), np.uint8)
+  mask[2:5, 3:6] = 255
+  Image.fromarray(mask).save(trained_copy / 'mask.png')
+  config.sampling.update(mask=str(trained_copy / 'mask.png'), num_samples=2, completions=1)
+  images = run_lib.sample(config, str(trained_copy))
+  saved = np.load(trained_copy / 'samples' / 'inpaint_00000006.npz')
+  np.testing.assert_array_equal(saved['mask'], mask == 0)
+  np.testing.assert_array_equal(images[:, mask == 0], saved['originals'][:, mask == 0])
+
+
+@pytest.mark.parametrize('sampling, message', [
+    ({'task': 'outpaint'}, "unknown sampling.task 'outpaint'; known: ['', 'inpaint', 'colorize']"),
+    ({'task': 'colorize'}, "sampling.task='colorize' needs colour images; 'digits' has 1 channel"),
+    ({'task': 'inpaint', 'mask': 'middle'}, "unknown sampling.mask 'middle'; known: ['left'"),
+    ({'task': 'inpaint', 'mask': 'small.png'}, 'is 4x4 pixels; the images are 8x8'),
+    ({'task': 'inpaint', 'mask': 'missing.png'}, "sampling.mask file 'missing.png' does not exist"),
+    ({'task': 'inpaint', 'mask': 'bad.png'}, "cannot read sampling.mask 'bad.png'"),
+    ({'task': 'inpaint', 'completions': 0}, 'sampling.completions must be at least 1, got 0'),
+])
+def test_bad_completion_settings_fail_with_one_line(tmp_path, monkeypatch, data_dir, sampling,
+                                                    message):
+  monkeypatch.chdir(tmp_path)
+  Image.new('L', (4, 4)).save('small.png')
+  pathlib.Path('bad.png').write_text('not a png')
+  config = tiny_config(data_dir)
+  config.sampling.update(sampling)
+  with pytest.raises((ValueError, run_lib.JobError)) as error:
+    run_lib.Job(config, str(tmp_path / 'work'))
+  assert message in str(error.value).splitlines()[0]
