@@ -179,7 +179,8 @@ def prepare_train(config, mesh) -> dict:
   with tempfile.TemporaryDirectory(prefix='train_throughput-') as workdir:
     job = run_lib.Job(config, workdir)
   replicated = NamedSharding(mesh, P())
-  state = run_lib.init_state(config, job.model, job.optimizer, replicated)
+  state = run_lib.init_state(job.task, job.optimizer, replicated, seed=config.seed,
+                             image_shape=job.image_shape)
 
   step_fn = run_lib.jit_train_step(job, mesh)
   batch_sharding = NamedSharding(mesh, P(None, 'data'))
@@ -293,7 +294,8 @@ def prepare_sampling(config, workdir: str) -> dict:
   n = config.sampling.batch_size
   shape = (n, *job.image_shape)
   # run_lib.sample holds the restored EMA parameters replicated over the job's mesh.
-  params = run_lib.init_state(config, job.model, job.optimizer, job.replicated).ema_params
+  params = run_lib.init_state(job.task, job.optimizer, job.replicated, seed=config.seed,
+                              image_shape=job.image_shape).ema_params
   rng = jax.random.fold_in(run_lib.stream(config, 'sample'), 0)
 
   # run(params, classifier params (none: unguided), rng, number of the first sample)
@@ -303,7 +305,7 @@ def prepare_sampling(config, workdir: str) -> dict:
   compile_s = {'sampler': time.perf_counter() - start}
   x_sharding = compiled.output_shardings[0]  # where run_lib's sampler keeps the batch
 
-  score = job.score_fn
+  score = job.task.score_fn
   nfe = int(sample()[1])
   timesteps = jnp.linspace(job.sde.T, config.sampling.eps, nfe)
 

@@ -3,7 +3,7 @@
 Only `build` reads the ConfigDict; everything it calls (`sde_lib`, `models`,
 `input_pipeline`, `evaluation`) takes explicit arguments.
 
-  build     the config -> SDE, parameterisation, network, loss, optimiser, sampler, data; Job
+  build     the config -> SDE, parameterisation, network, task, optimiser, sampler, data; Job
   state     TrainState and its orbax checkpoints
   mesh      the device mesh; gathering arrays from every host
   train     the pure train step, its sharded jit, the training loop
@@ -15,7 +15,7 @@ Only `build` reads the ConfigDict; everything it calls (`sde_lib`, `models`,
 
 from run_lib.build import (Job, SamplerSpec, create_dataset, create_loss_fn, create_model,
                            create_optimizer, create_parameterization, create_sampler,
-                           create_sde, stream)
+                           create_sde, create_task, stream)
 from run_lib.errors import JobError
 from run_lib.evaluate import Evaluator, evaluate
 from run_lib.io import image_grid, save_png, to_uint8_images, trajectory_strip
@@ -24,14 +24,13 @@ from run_lib.sample import draw, sample
 from run_lib.state import (TrainState, checkpoint_manager, init_state, replicated_abstract,
                            restore_checkpoint)
 from run_lib.sweep import run as sweep
-from run_lib.train import (classifier_task_loss, diffusion_loss, jit_train_step, make_multi_step,
-                           make_train_step, train)
+from run_lib.train import jit_train_step, make_multi_step, make_train_step, train
 
 __all__ = [
     'Evaluator', 'Job', 'JobError', 'SamplerSpec', 'TrainState', 'check_divisible',
-    'classifier_task_loss', 'diffusion_loss',
     'checkpoint_manager', 'create_dataset', 'create_loss_fn', 'create_mesh', 'create_model',
-    'create_optimizer', 'create_parameterization', 'create_sampler', 'create_sde', 'draw',
+    'create_optimizer', 'create_parameterization', 'create_sampler', 'create_sde', 'create_task',
+    'draw',
     'evaluate', 'gather', 'image_grid', 'init_state', 'jit_train_step', 'make_multi_step',
     'make_train_step', 'replicated_abstract', 'restore_checkpoint', 'sample', 'save_png',
     'stream', 'sweep', 'to_uint8_images', 'train', 'trajectory_strip',

@@ -6,7 +6,6 @@ import functools
 import json
 import os
 import pathlib
-from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -22,6 +21,7 @@ from PIL import Image
 import input_pipeline
 import models
 import sde_lib
+import tasks
 from run_lib import state as state_lib
 from run_lib.errors import JobError
 from run_lib.mesh import check_divisible, create_mesh
@@ -49,14 +49,12 @@ def create_parameterization(config: ml_collections.ConfigDict,
                           scale_by_sigma=config.model.scale_by_sigma)
 
 
-TASKS = ('diffusion', 'classifier')
-
-
 def create_model(config: ml_collections.ConfigDict) -> nn.Module:
   """The network named by config.model.name, given the config.model keys it has; for
   training.task='classifier' the noise-conditional classifier on its encoder."""
-  if config.training.task not in TASKS:
-    raise ValueError(f'unknown training.task {config.training.task!r}; known: {list(TASKS)}')
+  if config.training.task not in tasks.TASKS:
+    raise ValueError(f'unknown training.task {config.training.task!r}; known: '
+                     f'{list(tasks.TASKS)}')
   cls = models.get_model(config.model.name)
   if config.training.task == 'classifier':
     if cls is not models.NCSNpp:
@@ -89,11 +87,7 @@ def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransfo
   return adam
 
 
-LossFn = Callable[..., jax.Array]
-"""loss(rng, score_fn, images, weights=None) -> scalar."""
-
-
-def create_loss_fn(config: ml_collections.ConfigDict, sde: sde_lib.SDE) -> LossFn:
+def create_loss_fn(config: ml_collections.ConfigDict, sde: sde_lib.SDE) -> tasks.diffusion.LossFn:
   """loss(rng, score_fn, images): continuous DSM, or DDPM's (VP) / SMLD's (VE) discrete loss."""
   training = config.training
   if training.continuous:
@@ -334,23 +328,25 @@ def create_completion(config: ml_collections.ConfigDict) -> Completion:
   return Completion(s.task, mask, s.completions)
 
 
+def create_task(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
+                parameterization: Parameterization, model: nn.Module,
+                conditioning: 'Conditioning'):
+  """The task of training.task (a name of tasks.TASKS) with its parts."""
+  if config.training.task == 'classifier':
+    return tasks.NoisyClassifier(sde, parameterization, model)
+  return tasks.Diffusion(sde, parameterization, model, create_loss_fn(config, sde),
+                         num_classes=conditioning.num_classes,
+                         label_dropout=conditioning.label_dropout)
+
+
 @dataclasses.dataclass(frozen=True)
 class GuidingClassifier:
-  """A noise-conditional classifier trained by another job, for classifier guidance."""
+  """A noise-conditional classifier trained by another job, for classifier guidance:
+  its job (whose task is a tasks.NoisyClassifier), EMA parameters and step."""
 
   job: 'Job'
   params: Any
   step: int
-
-  @property
-  def num_outputs(self) -> int:
-    return self.job.model.num_outputs
-
-  def log_prob_fn(self, params: Any, labels: jax.Array) -> guidance.LogProbFn:
-    """log p(labels | x_t, t) of the classifier with these parameters."""
-    logits_fn = self.job.logits_fn(params)
-    return lambda x, t: jnp.take_along_axis(jax.nn.log_softmax(logits_fn(x, t)),
-                                            labels[:, None], axis=-1)[:, 0]
 
 
 def _sde_fields(sde: sde_lib.SDE) -> dict:
@@ -445,13 +441,15 @@ class Job:
     self.model = create_model(config)
     self.optimizer = create_optimizer(config)
     self.sampler = create_sampler(config, self.sde)
-    self.task = config.training.task
     self.image_shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
     self.classifier = (load_classifier(config, self.sde, self.image_shape)
-                       if config.sampling.guidance == 'classifier' and self.task == 'diffusion'
+                       if config.sampling.guidance == 'classifier'
+                       and config.training.task == 'diffusion'
                        else None)
     self.conditioning = create_conditioning(
-        config, self.model, self.classifier.num_outputs if self.classifier else 0)
+        config, self.model, self.classifier.job.task.num_outputs if self.classifier else 0)
+    self.task = create_task(config, self.sde, self.parameterization, self.model,
+                            self.conditioning)
     self.completion = create_completion(config)
     self.mesh = create_mesh()
     self.replicated = NamedSharding(self.mesh, P())
@@ -466,44 +464,28 @@ class Job:
     check_divisible('sampling.batch_size', config.sampling.batch_size)
     self.compiled: dict = {}  # jitted programs of this job, compiled once each (sample.py)
 
-  def score_fn(self, params, labels: jax.Array | None = None,
-               **net_options) -> sde_lib.ScoreFn:
-    """The score function of the network with these parameters; a class-conditional
-    network's of `labels` [B] (ignored by an unconditional one)."""
-    if labels is not None and self.conditioning.num_classes:
-      net_options['class_labels'] = labels
-    return self.parameterization.score_fn(self.sde, models.net_fn(self.model, params,
-                                                                  **net_options))
-
-  def denoise_fn(self, params) -> sde_lib.ScoreFn:
-    return self.parameterization.denoise_fn(self.sde, models.net_fn(self.model, params))
-
-  def logits_fn(self, params, **net_options) -> sde_lib.losses.LogitsFn:
-    """A classifier job's logits_fn(x_t, t) -> [B, num_outputs]."""
-    net = models.net_fn(self.model, params, **net_options)
-    return lambda x, t: net(x, self.parameterization.time_condition(self.sde, t))
-
   def sampling_score_fn(self, params, labels: jax.Array | None,
                         classifier_params: Any = None) -> sde_lib.ScoreFn:
     """The score the samplers follow: the network's, or its guided score of `labels` [B]:
     classifier-free for a class-conditional network, or by the guiding classifier (with
     its parameters) under sampling.guidance='classifier'."""
-    c = self.conditioning
+    c, score_fn = self.conditioning, self.task.score_fn
     if c.guidance == 'classifier':
-      return guidance.classifier(self.score_fn(params),
-                                 self.classifier.log_prob_fn(classifier_params, labels),
+      return guidance.classifier(score_fn(params),
+                                 self.classifier.job.task.log_prob_fn(classifier_params, labels),
                                  scale=c.scale)
     if not c.num_classes:
-      return self.score_fn(params)
+      return score_fn(params)
     if c.scale == 1.0:  # the conditional model, inside any interval or out: one plain call
-      return self.score_fn(params, labels)
+      return score_fn(params, labels)
     return guidance.classifier_free(
-        lambda x, t, y: self.score_fn(params, y)(x, t), labels,
+        lambda x, t, y: score_fn(params, y)(x, t), labels,
         jnp.full_like(labels, c.num_classes), scale=c.scale, interval=c.interval)
 
   def abstract_state(self) -> state_lib.TrainState:
     shapes = jax.eval_shape(lambda: state_lib.init_state(
-        self.config, self.model, self.optimizer, self.replicated))
+        self.task, self.optimizer, self.replicated, seed=self.config.seed,
+        image_shape=self.image_shape))
     return state_lib.replicated_abstract(shapes, self.replicated)
 
   def restore(self, step: int | None = None) -> state_lib.TrainState | None:

@@ -60,7 +60,7 @@ def compiled_sampler(job: Job, n: int, n_frames: int, per_row: int = 1):
         guided = job.sampling_score_fn(params, labels[:rows], classifier_params)
         denoise_fn = lambda x, t: sde_lib.denoiser(job.sde, guided, x, t)
       else:
-        denoise_fn = job.denoise_fn(params)
+        denoise_fn = job.task.denoise_fn(params)
       # The last state is the sample itself, at a time the network may not be defined at.
       denoised = jax.vmap(lambda t, x: denoise_fn(x, jnp.full(x.shape[:1], t)))(
           out.trajectory.t[:-1], states[:-1])
@@ -234,8 +234,9 @@ def sample(config: ml_collections.ConfigDict, workdir: str) -> np.ndarray:
     The images.
   """
   job = Job(config, workdir)
-  if job.task != 'diffusion':
-    raise JobError(f"{job.workdir} trains a {job.task} (training.task={job.task!r}): nothing to "
+  if not job.task.samples:
+    name = job.task.name
+    raise JobError(f"{job.workdir} trains a {name} (training.task={name!r}): nothing to "
                    "sample; guide a score model by it with --config.sampling.guidance=classifier "
                    f'--config.sampling.classifier_workdir={job.workdir}')
   state = require_state(job)

@@ -6,10 +6,8 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
-import ml_collections
 import optax
 import orbax.checkpoint as ocp
-from flax import linen as nn
 from jax.sharding import NamedSharding
 
 from run_lib.errors import JobError
@@ -20,25 +18,20 @@ class TrainState:
   """Everything training updates: one pytree, checkpointed and donated as a whole."""
 
   step: jax.Array
-  params: Any
-  ema_params: Any
+  params: dict[str, Any]  # the task's named trees, e.g. {'score': ...}
+  ema_params: dict[str, Any]
   opt_state: Any
 
 
-def init_state(config: ml_collections.ConfigDict, model: nn.Module,
-               optimizer: optax.GradientTransformation, sharding: NamedSharding) -> TrainState:
-  """Fresh parameters (EMA starts equal to them) and optimiser state, replicated."""
-  size, channels = config.data.image_size, config.data.num_channels
+def init_state(task, optimizer: optax.GradientTransformation, sharding: NamedSharding, *,
+               seed: int, image_shape: tuple[int, ...]) -> TrainState:
+  """The task's fresh parameter trees (the EMA starts equal to them) and optimiser state,
+  replicated."""
 
   def init():
     # RBG keys compile a network's init several times faster than threefry on
     # CPU; training randomness stays threefry (independent of the device count).
-    key = jax.random.key(config.seed, impl='rbg')
-    # A class-conditional network makes its label embedding only when given labels.
-    labels = ({'class_labels': jnp.zeros((1,), jnp.int32)} if config.model.num_classes > 0
-              else {})
-    params = model.init(key, jnp.zeros((1, size, size, channels)), jnp.ones((1,)),
-                        **labels)['params']
+    params = task.init(jax.random.key(seed, impl='rbg'), image_shape)
     return TrainState(jnp.zeros((), jnp.int32), params, params, optimizer.init(params))
 
   return jax.jit(init, out_shardings=sharding)()

@@ -15,48 +15,15 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-import sde_lib
 from run_lib import io
-from run_lib.build import Job, LossFn, create_dataset, create_loss_fn, stream
+from run_lib.build import Job, create_dataset, stream
 from run_lib.errors import JobError
 from run_lib.mesh import check_divisible
 from run_lib.sample import draw
 from run_lib.state import TrainState, init_state
 
-ScoreFnOf = Callable[..., sde_lib.ScoreFn]
-"""score_fn_of(params, dropout_rng, **conditioning) -> the training-mode score function."""
-
 LossOf = Callable[[object, dict, jax.Array], jax.Array]
 """loss_of(params, batch, rng) -> the scalar loss a task trains on."""
-
-
-def diffusion_loss(score_fn_of: ScoreFnOf, loss_fn: LossFn, *, num_classes: int = 0,
-                   label_dropout: float = 0.0) -> LossOf:
-  """The score network's loss of a batch {'image': [B, ...]} and, for a class-conditional
-  network (num_classes > 0), 'label' [B], of which a fraction label_dropout is replaced
-  by the null class (classifier-free guidance's training)."""
-
-  def loss_of(params, batch: dict, rng: jax.Array) -> jax.Array:
-    dropout_rng, loss_rng = jax.random.split(rng)
-    conditioning = {}
-    if num_classes:
-      conditioning['class_labels'] = sde_lib.conditioning.drop_labels(
-          jax.random.fold_in(rng, 1), batch['label'], num_classes=num_classes, rate=label_dropout)
-    return loss_fn(loss_rng, score_fn_of(params, dropout_rng, **conditioning), batch['image'])
-
-  return loss_of
-
-
-def classifier_task_loss(logits_fn_of: Callable, sde: sde_lib.SDE) -> LossOf:
-  """A noise-conditional classifier's cross-entropy on {'image', 'label'} batches noised as
-  the score model's (losses.classifier_loss); logits_fn_of(params, dropout_rng)."""
-
-  def loss_of(params, batch: dict, rng: jax.Array) -> jax.Array:
-    dropout_rng, loss_rng = jax.random.split(rng)
-    return sde_lib.losses.classifier_loss(loss_rng, logits_fn_of(params, dropout_rng),
-                                          batch['image'], batch['label'], sde=sde)
-
-  return loss_of
 
 
 def make_train_step(loss_of: LossOf, optimizer: optax.GradientTransformation, *,
@@ -79,18 +46,6 @@ def make_train_step(loss_of: LossOf, optimizer: optax.GradientTransformation, *,
   return train_step
 
 
-def task_loss(job: Job) -> LossOf:
-  """The training loss of the job's task."""
-  if job.task == 'classifier':
-    return classifier_task_loss(lambda params, rng: job.logits_fn(params, train=True, rng=rng),
-                                job.sde)
-  return diffusion_loss(
-      lambda params, rng, **conditioning: job.score_fn(params, train=True, rng=rng,
-                                                       **conditioning),
-      create_loss_fn(job.config, job.sde), num_classes=job.conditioning.num_classes,
-      label_dropout=job.conditioning.label_dropout)
-
-
 def make_multi_step(train_step: Callable) -> Callable:
   """Runs train_step over a leading axis of batches and keys [k, ...].
 
@@ -109,12 +64,11 @@ def make_multi_step(train_step: Callable) -> Callable:
 def jit_train_step(job: Job, mesh: Mesh) -> Callable:
   """The compiled step of `train`: (state, batches, rngs [n]) -> (state, metrics).
 
-  batches: {'image': [n, B, ...]} (and 'label' [n, B] for a class-conditional or a
-  classifier job), n =
-  training.n_jitted_steps steps per call; the batch is sharded over `mesh`, the state
-  replicated and donated.
+  batches: {key: [n, B, ...]} for the task's batch_keys, n = training.n_jitted_steps
+  steps per call; the batch is sharded over `mesh`, the state replicated and donated.
   """
-  train_step = make_train_step(task_loss(job), job.optimizer, ema_rate=job.config.model.ema_rate)
+  train_step = make_train_step(functools.partial(job.task.loss, train=True), job.optimizer,
+                               ema_rate=job.config.model.ema_rate)
   replicated = NamedSharding(mesh, P())
   return jax.jit(make_multi_step(train_step), donate_argnums=0,
                  in_shardings=(replicated, NamedSharding(mesh, P(None, 'data')), replicated),
@@ -153,21 +107,15 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
 
   state = job.restore()
   if state is None:
-    state = init_state(config, job.model, job.optimizer, job.replicated)
+    state = init_state(job.task, job.optimizer, job.replicated, seed=config.seed,
+                       image_shape=job.image_shape)
   start = int(state.step)
 
   step_fn = jit_train_step(job, job.mesh)
   batch_sharding = NamedSharding(job.mesh, P(None, 'data'))
-  loss_fn = create_loss_fn(config, job.sde)
-  labelled = job.conditioning.num_classes or job.task == 'classifier'
-  keys = ('image', 'label') if labelled else ('image',)
-
-  @functools.partial(jax.jit, in_shardings=(job.replicated, job.sharded, job.replicated))
-  def test_loss(params, batch, rng):
-    if job.task == 'classifier':
-      return sde_lib.losses.classifier_loss(rng, job.logits_fn(params), batch['image'],
-                                            batch['label'], sde=job.sde)
-    return loss_fn(rng, job.score_fn(params, batch.get('label')), batch['image'])
+  keys = job.task.batch_keys
+  test_loss = jax.jit(functools.partial(job.task.loss, train=False),
+                      in_shardings=(job.replicated, job.sharded, job.replicated))
 
   train_key, test_key, sample_key = (stream(config, name)
                                      for name in ('train', 'test_loss', 'snapshot_samples'))
@@ -225,7 +173,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
       if (snapshot or _crossed(before, step, training.snapshot_freq_for_preemption)
           or step == training.n_iters or out_of_time):
         save(step, state)
-      if snapshot and training.snapshot_sampling and job.task == 'diffusion':  # every host
+      if snapshot and training.snapshot_sampling and job.task.samples:  # every host
         drawn = draw(job, state.ema_params, jax.random.fold_in(sample_key, step),
                      config.sampling.batch_size)
         if jax.process_index() == 0:
@@ -241,7 +189,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     log.close()
   if jax.process_index() == 0:
     w = job.workdir
-    grids = f', sample grids {w / "samples"}' if job.task == 'diffusion' else ''
+    grids = f', sample grids {w / "samples"}' if job.task.samples else ''
     print(f'trained to step {step}: checkpoints {w / "checkpoints"}, log {w / "log.jsonl"}, '
           f'TensorBoard {w / "tensorboard"}{grids}')
   return state

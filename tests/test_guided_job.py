@@ -2,11 +2,15 @@
 classifier-free guidance in sampling and evaluation), a noise-conditional classifier and
 classifier guidance of an unconditional model by it, and their bad input."""
 
+import dataclasses
+import functools
 import os
 import pathlib
 import subprocess
 import sys
+from collections.abc import Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,11 +19,16 @@ import pytest
 from PIL import Image
 
 import run_lib
+import sde_lib
+import tasks
 from configs.digits import ve as digits_ve
 from configs.digits import vp as digits_vp
 from configs.guided import digits_cfg, digits_classifier
 from run_lib import io
 from run_lib.state import TrainState
+from sde_lib.parameterization import Parameterization
+
+pytestmark = pytest.mark.usefixtures('digits_classifier_trained_once')
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -75,8 +84,8 @@ def test_the_job_samples_the_network_under_classifier_free_guidance(trained, dat
   x = jax.random.normal(jax.random.key(0), (8, 8, 8, 1))
   t, labels = jnp.linspace(0.1, 0.9, 8), jnp.arange(8) % 10
   cond, uncond, guided = jax.jit(lambda params: (
-      job.score_fn(params, class_labels=labels)(x, t),
-      job.score_fn(params, class_labels=jnp.full_like(labels, 10))(x, t),
+      job.task.score_fn(params, labels)(x, t),
+      job.task.score_fn(params, jnp.full_like(labels, 10))(x, t),
       job.sampling_score_fn(params, labels)(x, t)))(params)
   inside = ((t >= lo) & (t <= hi))[:, None, None, None]
   expected = jnp.where(inside, uncond + scale * (cond - uncond), cond)
@@ -90,33 +99,70 @@ def test_evaluation_scores_the_conditional_model(trained, data_dir):
   [metrics] = run_lib.evaluate(config, str(trained)).values()
   assert np.isfinite(metrics['test_loss']) and np.isfinite(metrics['fd'])
   assert metrics['guidance_scale'] == 2.0 and metrics['num_samples'] == 8
+  # 8 samples over the 10 classes: one each of classes 0-7, scored by the digit classifier.
+  assert sorted(k for k in metrics if k.startswith('accuracy_class')) == [
+      f'accuracy_class{k}' for k in range(8)]
+  assert 0.0 <= metrics['accuracy'] <= 1.0
+  assert not any(k.startswith('fd_class') for k in metrics)  # one sample per class: no FD
+
+
+class _LabelEcho(nn.Module):
+  """score = w x + label: its loss shows which labels the network saw."""
+
+  record: Callable  # of the labels seen
+
+  @nn.compact
+  def __call__(self, x, time_cond, class_labels=None, train=False):
+    self.record(class_labels)
+    return self.param('w', nn.initializers.ones, ()) * x + class_labels[:, None].astype(x.dtype)
 
 
 def test_train_step_drops_labels_to_the_null_class_at_the_configured_rate():
   seen = []
 
-  def score_fn_of(params, rng, class_labels):
-    seen.append(class_labels)
-    return lambda x, t: params['w'] * x + class_labels[:, None].astype(x.dtype)
-
-  def loss_fn(rng, score_fn, images):
+  def loss_fn(rng, score_fn, images, weights=None):
     return jnp.mean(score_fn(images, jnp.ones(images.shape[:1])) ** 2)
 
-  params = {'w': jnp.ones(())}
+  params = {'score': {'w': jnp.ones(())}}
   state = TrainState(jnp.zeros((), jnp.int32), params, params, optax.sgd(0.1).init(params))
   batch = {'image': jnp.ones((4000, 1)), 'label': jnp.arange(4000) % 10}
+  sde = sde_lib.VESDE()
   for rate in (0.0, 0.2, 1.0):
-    seen.clear()
-    step = run_lib.make_train_step(
-        run_lib.diffusion_loss(score_fn_of, loss_fn, num_classes=10, label_dropout=rate),
-        optax.sgd(0.1), ema_rate=0.9)
-    _, metrics = step(state, batch, jax.random.key(0))
+    task = tasks.Diffusion(sde, Parameterization('score', 'sigma', scale_by_sigma=False),
+                           _LabelEcho(seen.append), loss_fn, num_classes=10, label_dropout=rate)
+    step = run_lib.make_train_step(functools.partial(task.loss, train=True), optax.sgd(0.1),
+                                   ema_rate=0.9)
+    new_state, metrics = step(state, batch, jax.random.key(0))
     labels = np.asarray(seen[-1])
     dropped = labels == 10
     assert abs(dropped.mean() - rate) < 5 * np.sqrt(rate * (1 - rate) / 4000) + 1e-9
     np.testing.assert_array_equal(labels[~dropped], np.asarray(batch['label'])[~dropped])
     expected = np.mean((1.0 + labels) ** 2)
     np.testing.assert_allclose(float(metrics['loss']), expected, rtol=1e-5)
+    # The test loss sees every label as it is.
+    test_loss = task.loss(new_state.params, batch, jax.random.key(1), train=False)
+    np.testing.assert_array_equal(seen[-1], batch['label'])
+    assert np.isfinite(float(test_loss))
+
+
+def test_a_dropped_batch_trains_the_null_embedding_and_a_kept_one_the_classes():
+  config = digits_cfg.get_config('tiny')
+  sde = run_lib.create_sde(config)
+  task = tasks.Diffusion(sde, run_lib.create_parameterization(config, sde),
+                         run_lib.create_model(config), run_lib.create_loss_fn(config, sde),
+                         num_classes=10)
+  params = task.init(jax.random.key(0), (8, 8, 1))
+  batch = {'image': jax.random.uniform(jax.random.key(1), (8, 8, 8, 1)),
+           'label': jnp.array([3, 3, 3, 3, 7, 7, 7, 7])}
+  # Half dropped: the rows of the labels kept and the null row get gradients, no other.
+  task = dataclasses.replace(task, label_dropout=0.5)
+  rng = jax.random.key(2)
+  kept = sde_lib.conditioning.drop_labels(jax.random.fold_in(rng, 1), batch['label'],
+                                          num_classes=10, rate=0.5)
+  assert 10 in kept.tolist() and {3, 7} & set(kept.tolist())  # this key drops some, keeps some
+  grads = jax.jit(jax.grad(lambda p: task.loss(p, batch, rng, train=True)))(params)
+  row_norms = np.linalg.norm(grads['score']['label_embedding']['embedding'], axis=1)
+  assert np.flatnonzero(row_norms).tolist() == sorted(set(kept.tolist()))
 
 
 @pytest.mark.parametrize('config_of, overrides, message', [
@@ -180,6 +226,9 @@ def guided_config(data_dir: str, classifier_dir, **sampling):
   config = digits_vp.get_config('tiny')
   config.data.data_dir = data_dir
   config.training.n_iters = 2
+  # The guided sampler is compiled once, by `sample`: no snapshot grids, no strip.
+  config.training.snapshot_sampling = False
+  config.sampling.trajectory_frames = 0
   config.sampling.update(guidance='classifier', classifier_workdir=str(classifier_dir), **sampling)
   return config
 
@@ -211,16 +260,16 @@ def test_classifier_guidance_adds_the_classifiers_log_posterior_gradient(
 
   job = run_lib.Job(config, str(tmp_path))
   params, classifier = job.restore().ema_params, job.classifier
-  assert classifier.step == 3 and classifier.num_outputs == 10
+  assert classifier.step == 3 and classifier.job.task.num_outputs == 10
   x = jax.random.normal(jax.random.key(0), (8, 8, 8, 1))
   t, labels = jnp.linspace(0.1, 0.9, 8), jnp.arange(8) % 10
 
   def log_posterior(x):  # the DDPM++ time input t * 999, written out
-    logits = classifier.job.model.apply({'params': classifier.params}, x, t * 999)
+    logits = classifier.job.model.apply({'params': classifier.params['classifier']}, x, t * 999)
     return jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], -1).sum()
 
   score, posterior_grad, guided = jax.jit(lambda: (
-      job.score_fn(params)(x, t), jax.grad(log_posterior)(x),
+      job.task.score_fn(params)(x, t), jax.grad(log_posterior)(x),
       job.sampling_score_fn(params, labels, classifier.params)(x, t)))()
   np.testing.assert_allclose(guided, score + 3.0 * posterior_grad, rtol=1e-4, atol=1e-5)
   assert float(jnp.max(jnp.abs(posterior_grad))) > 0

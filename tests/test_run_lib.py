@@ -18,6 +18,8 @@ from PIL import Image
 import run_lib
 from configs.digits import ve as digits_ve
 
+pytestmark = pytest.mark.usefixtures('digits_classifier_trained_once')
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = 'configs/digits/ve.py:tiny'
 
@@ -62,6 +64,25 @@ def test_train_writes_checkpoints_logs_and_sample_grids(reference):
   assert list((workdir / 'tensorboard').glob('events.out.tfevents.*'))
   assert (workdir / 'samples' / 'step_00000006.png').exists()
   assert json.loads((workdir / 'config.json').read_text())['training']['n_iters'] == 6
+
+
+# The tiny VE digits run's losses before the job trained tasks (tasks.Diffusion, parameters
+# as named trees): that change reproduced them, and every parameter, bit for bit on this
+# machine (4 CPU devices). The tolerance only allows for another CPU's float rounding.
+LOSSES_BEFORE_TASKS = [61.31703186035156, 64.80130767822266, 57.44453811645508,
+                       69.41082000732422, 59.408164978027344, 67.75634765625]
+TEST_LOSSES_BEFORE_TASKS = [61.555442810058594, 62.19342041015625, 64.918701171875,
+                            63.65620422363281, 64.79695892333984, 60.176021575927734]
+
+
+def test_the_diffusion_task_reproduces_the_losses_of_the_job_before_tasks(reference):
+  workdir, state = reference
+  lines = [json.loads(line) for line in (workdir / 'log.jsonl').read_text().splitlines()]
+  np.testing.assert_allclose([line['loss'] for line in lines if 'loss' in line],
+                             LOSSES_BEFORE_TASKS, rtol=1e-5)
+  np.testing.assert_allclose([line['test_loss'] for line in lines if 'test_loss' in line],
+                             TEST_LOSSES_BEFORE_TASKS, rtol=1e-5)
+  assert list(state.params) == ['score'] and list(state.ema_params) == ['score']
 
 
 def test_trajectory_strip_puts_each_samples_predictions_under_its_states():
