@@ -199,6 +199,40 @@ def feature_metrics(real_features: ArrayLike, fake_features: ArrayLike, fake_log
   return {'fd': fd, 'kid': kid, 'kid_std': kid_std, 'is': score, 'is_std': score_std}
 
 
+def class_metrics(real_features: ArrayLike, real_labels: ArrayLike, fake_features: ArrayLike,
+                  fake_labels: ArrayLike, fake_logits: ArrayLike | None = None
+                  ) -> dict[str, float]:
+  """Per-class quality of class-conditional samples.
+
+  Args:
+    real_features, real_labels: features [N, D] of real images and their classes [N].
+    fake_features, fake_labels: features [M, D] of samples and the class each was drawn
+      for [M].
+    fake_logits: [M, K] logits of the samples from a classifier of the same K classes
+      (the digits feature network; Inception's ImageNet logits are not), or None.
+
+  Returns:
+    'fd_class{k}': FD between the samples drawn for class k and the real images of class
+    k (for each drawn class with at least 2 of both); with fake_logits, 'accuracy': the
+    fraction of samples classified as the class they were drawn for, and
+    'accuracy_class{k}' per drawn class.
+  """
+  real_features, fake_features = np.asarray(real_features), np.asarray(fake_features)
+  real_labels, fake_labels = np.asarray(real_labels), np.asarray(fake_labels)
+  metrics = {}
+  if fake_logits is not None:
+    hits = np.argmax(np.asarray(fake_logits), axis=-1) == fake_labels
+    metrics['accuracy'] = float(hits.mean())
+  for k in np.unique(fake_labels):
+    drawn, real = fake_labels == k, real_labels == k
+    if fake_logits is not None:
+      metrics[f'accuracy_class{k}'] = float(hits[drawn].mean())
+    if drawn.sum() >= 2 and real.sum() >= 2:
+      metrics[f'fd_class{k}'] = frechet_distance(*feature_statistics(real_features[real]),
+                                                 *feature_statistics(fake_features[drawn]))
+  return metrics
+
+
 # ----------------------------------------------------------------------------------------------
 # Inception-v3, FID variant (pytorch-fid's fid_inception_v3), NHWC.
 

@@ -21,7 +21,7 @@ import tqdm
 import evaluation
 import sde_lib
 from run_lib import io
-from run_lib.build import Job, create_dataset, create_loss_fn, stream
+from run_lib.build import Job, create_dataset, stream
 from run_lib.errors import JobError
 from run_lib.mesh import check_divisible, gather
 from run_lib.sample import draw_many
@@ -58,7 +58,7 @@ class Evaluator:
     self.key = stream(self.config, 'eval')
     self._test = None
     self._features = None  # (features_fn(images in [0, 1]) -> (features, logits), real features)
-    if job.task == 'classifier':
+    if job.task.name == 'classifier':
       self._classifier_metrics = self._compile_classifier_metrics()
     elif self.ev.enable_loss or self.ev.enable_bpd:
       self._loss_and_bpd = self._compile_loss_and_bpd()
@@ -71,9 +71,9 @@ class Evaluator:
                                               job.sharded, job.replicated))
     def metrics(params, images, labels, mask, rng):
       weights = mask.astype(images.dtype)
-      logits_fn = job.logits_fn(params)
-      loss = sde_lib.losses.classifier_loss(rng, logits_fn, images, labels, sde=job.sde,
-                                            weights=weights)
+      logits_fn = job.task.logits_fn(params)
+      loss = job.task.loss(params, {'image': images, 'label': labels}, rng, train=False,
+                           weights=weights)
       correct = []
       for i, t in enumerate(CLASSIFIER_TIMES):
         t = jnp.full(images.shape[:1], t * job.sde.T, images.dtype)
@@ -106,17 +106,17 @@ class Evaluator:
 
   def _compile_loss_and_bpd(self):
     job, ev, config = self.job, self.ev, self.config
-    loss_fn = create_loss_fn(config, job.sde)
 
     # A class-conditional model is scored given each test image's label: the loss it
     # trains on, and the bits/dim of p(x | y).
     @functools.partial(jax.jit, in_shardings=(job.replicated, job.sharded, job.sharded,
                                               job.sharded, job.replicated))
     def loss_and_bpd(params, images, labels, mask, rng):
-      score_fn = job.score_fn(params, labels)
+      score_fn = job.task.score_fn(params, labels)
       loss_rng, bpd_rng = jax.random.split(rng)
       weights = mask.astype(images.dtype)
-      loss = loss_fn(loss_rng, score_fn, images, weights=weights) if ev.enable_loss else 0.0
+      loss = (job.task.loss(params, {'image': images, 'label': labels}, loss_rng, train=False,
+                            weights=weights) if ev.enable_loss else 0.0)
       bpd = jnp.zeros(images.shape[:1])
       if ev.enable_bpd:
         bpd, _, _ = sde_lib.likelihood.bits_per_dim(
@@ -182,7 +182,8 @@ class Evaluator:
             f'FID Inception {path}')
 
   def features(self):
-    """(features_fn, real features [N, D]); the real ones cached in workdir/eval."""
+    """(features_fn, real features [N, D], their labels [N]); the real ones cached in
+    workdir/eval."""
     if self._features is None:
       features_fn, made_by = self._feature_extractor()
       config = self.config
@@ -193,32 +194,40 @@ class Evaluator:
       real = None
       if cache.exists():
         with np.load(cache, allow_pickle=False) as saved:
-          if json.loads(str(saved['tag'])) == tag:
-            real = saved['features']
+          if json.loads(str(saved['tag'])) == tag and 'labels' in saved:
+            real, labels = saved['features'], saved['labels']
       if real is None:
         data = create_dataset(config, self.job.workdir, self.ev.bpd_dataset, self.ev.batch_size)
-        real = np.asarray(features_fn(_whole_split(data, config)[0])[0])
+        images, labels = _whole_split(data, config)
+        real = np.asarray(features_fn(images)[0])
         if jax.process_index() == 0:
           tmp = cache.with_name('reference_features.tmp.npz')
-          np.savez(tmp, features=real, tag=json.dumps(tag, sort_keys=True))
+          np.savez(tmp, features=real, labels=labels, tag=json.dumps(tag, sort_keys=True))
           tmp.rename(cache)
-      self._features = (features_fn, real)
+      self._features = (features_fn, real, labels)
     return self._features
 
   def sample_quality(self, params: Any) -> dict[str, float]:
-    """FD, KID and IS of eval.num_samples samples, and the sampler's NFE."""
+    """FD, KID and IS of eval.num_samples samples, and the sampler's NFE; for samples of
+    requested classes also FD per class and, on the digits (whose feature network
+    classifies the same classes), their class accuracy."""
     n = self.ev.num_samples
     drawn = draw_many(self.job, params, jax.random.fold_in(self.key, 1), n, desc='eval samples')
-    images = drawn.images
-    if drawn.labels is not None:
+    images, labels = drawn.images, drawn.labels
+    if labels is not None:
       # Class-conditional draws come in class blocks; the Inception Score's contiguous
       # splits would each see one class (IS = 1). Shuffled, the splits mix the classes.
-      images = images[np.random.default_rng(self.config.seed).permutation(n)]
-    features_fn, real = self.features()
+      order = np.random.default_rng(self.config.seed).permutation(n)
+      images, labels = images[order], labels[order]
+    features_fn, real, real_labels = self.features()
     fake_features, fake_logits = features_fn(images / 255.0)
     metrics = evaluation.feature_metrics(real, fake_features, fake_logits,
                                          is_splits=min(10, n), seed=self.config.seed,
                                          kid_subset_size=self.ev.kid_subset_size)
+    if labels is not None:
+      classifies = self.config.data.dataset == 'digits'
+      metrics.update(evaluation.class_metrics(real, real_labels, fake_features, labels,
+                                              fake_logits if classifies else None))
     c = self.job.conditioning
     guided = {'guidance': c.guidance, 'guidance_scale': c.scale} if c.guidance else {}
     return {**metrics, 'num_samples': n, 'nfe': drawn.nfe, 'sampler': self.job.sampler.method,
@@ -227,7 +236,7 @@ class Evaluator:
   def metrics(self, params: Any, step: int) -> dict[str, Any]:
     """Every enabled metric of these parameters, and the seconds they took."""
     started = time.monotonic()
-    if self.job.task == 'classifier':
+    if self.job.task.name == 'classifier':
       return {**self.classifier_metrics(params, step), 'step': step,
               'seconds': time.monotonic() - started}
     metrics = self.loss_and_bpd(params, step)

@@ -365,3 +365,23 @@ def test_digits_metrics_separate_real_digits_from_noise(digits, digits_classifie
   assert real_vs_real['fd'] < 0.1 * real_vs_noise['fd']
   assert real_vs_real['kid'] < 0.1 * real_vs_noise['kid']
   assert real_vs_real['is'] > 8 > 2 * real_vs_noise['is']
+
+
+def test_class_metrics_score_each_drawn_class_against_its_real_images():
+  rng = np.random.default_rng(0)
+  means = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
+  real_labels = np.repeat([0, 1, 2], 400)
+  real = means[real_labels] + rng.normal(size=(1200, 2))
+  # Samples of classes 0 and 2 only; class 2's are drawn around class 1's mean.
+  fake_labels = np.repeat([0, 2], 400)
+  fake = means[np.repeat([0, 1], 400)] + rng.normal(size=(800, 2))
+  logits = -((fake[:, None] - means[None]) ** 2).sum(-1)  # nearest mean: 0 for 0, 1 for 2
+  metrics = evaluation.class_metrics(real, real_labels, fake, fake_labels, logits)
+  assert sorted(metrics) == ['accuracy', 'accuracy_class0', 'accuracy_class2', 'fd_class0',
+                             'fd_class2']
+  assert metrics['fd_class0'] < 0.1  # same distribution: FD ~ its sampling error
+  np.testing.assert_allclose(metrics['fd_class2'], 50.0, rtol=0.05)  # ||(5, -5)||^2
+  assert metrics['accuracy_class0'] > 0.98 and metrics['accuracy_class2'] < 0.02
+  np.testing.assert_allclose(metrics['accuracy'],
+                             (metrics['accuracy_class0'] + metrics['accuracy_class2']) / 2)
+  assert 'accuracy' not in evaluation.class_metrics(real, real_labels, fake, fake_labels)
