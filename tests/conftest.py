@@ -3,7 +3,8 @@
 - 4 forced CPU devices, so multi-device code paths are exercised;
 - a persistent compilation cache shared by the session's processes: the job's
   tests compile the same tiny networks in several processes;
-- `data_dir`: the bundled digits, prepared once per session (per pytest worker).
+- `data_dir`: the bundled digits, prepared once per session (per pytest worker);
+- `digits_classifier_trained_once`: the eval's feature classifier trained once per worker.
 """
 
 import os
@@ -24,3 +25,31 @@ def data_dir(tmp_path_factory) -> str:
   path = tmp_path_factory.mktemp('data')
   input_pipeline.prepare_digits(path)
   return str(path)
+
+
+@pytest.fixture(scope='module')
+def digits_classifier_trained_once():
+  """Makes the job's eval train its digits feature classifier once per worker.
+
+  The classifier is a pure function of its training images, labels and seed (its own
+  tests, in test_evaluation.py, check that bit for bit), and every digits workdir of the
+  job tests trains the same one, ~8 s each; modules that evaluate many workdirs use this.
+  """
+  import hashlib
+
+  import numpy as np
+
+  import evaluation
+
+  train, trained = evaluation.train_digits_classifier, {}
+
+  def train_once(images, labels, **options):
+    key = (hashlib.sha256(np.ascontiguousarray(images)).hexdigest(),
+           hashlib.sha256(np.ascontiguousarray(labels)).hexdigest(), repr(sorted(options.items())))
+    if key not in trained:
+      trained[key] = train(images, labels, **options)
+    return trained[key]
+
+  evaluation.train_digits_classifier = train_once
+  yield
+  evaluation.train_digits_classifier = train

@@ -22,6 +22,11 @@ def main(process_id: int, port: str, workdir: str, data_dir: str) -> None:
   config = ve.get_config('tiny')
   config.data.data_dir = data_dir
   config.training.n_iters = 6
+  # Sampling and evaluation across hosts are checked by `sample` and `evaluate` below; the
+  # snapshot grids, the strip and bits/dim would only add compilations.
+  config.training.snapshot_sampling = False
+  config.sampling.trajectory_frames = 0
+  config.eval.enable_bpd = False
   run_lib.train(config, workdir)
   images = run_lib.sample(config, workdir)
   metrics = run_lib.evaluate(config, workdir)[6]
