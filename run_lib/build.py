@@ -1,5 +1,5 @@
-"""The one reader of the ConfigDict: SDE, parameterisation, network, loss, optimiser,
-sampler, data and the `Job` that train, sample, evaluate and sweep share."""
+"""The one reader of the ConfigDict: SDE, parameterisation, network, task, optimiser,
+sampler, conditioning, data and the `Job` that train, sample, evaluate and sweep share."""
 
 import dataclasses
 import functools
@@ -431,7 +431,8 @@ def stream(config: ml_collections.ConfigDict, name: str) -> jax.Array:
 
 class Job:
   """What train/eval/sample/sweep share, built once from the config: SDE, parameterisation,
-  network, optimiser, sampler, mesh and checkpoints."""
+  network, task, optimiser, sampler, conditioning and guidance, completion (inpainting or
+  colorization), mesh and checkpoints."""
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str):
     self.config = config

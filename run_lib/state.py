@@ -70,6 +70,12 @@ def restore_checkpoint(manager: ocp.CheckpointManager, abstract_state: TrainStat
   try:
     saved = manager.item_metadata(step)
     saved = saved.tree if hasattr(saved, 'tree') else saved
+    trees, wanted = sorted(saved['params']), sorted(abstract_state.params)
+    if trees != wanted:  # another task's, or a network's own tree (before named trees)
+      listed = ', '.join(trees[:3]) + (', ...' if len(trees) > 3 else '')
+      raise JobError(f'{where} holds the parameter trees [{listed}], the configured task '
+                     f'{wanted}: another training.task, or written before parameters were '
+                     'named trees')
     if _shapes(saved['params']) != _shapes(abstract_state.params):
       raise JobError(f'{where} does not match the configured model (different architecture?)')
     state = manager.restore(step, args=ocp.args.StandardRestore(abstract_state))

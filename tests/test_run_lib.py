@@ -287,6 +287,15 @@ def test_mismatched_checkpoint_fails_and_is_left_intact(trained_copy, data_dir):
   assert _snapshot(trained_copy) == before
 
 
+def test_a_checkpoint_of_another_task_fails_naming_both_trees(trained_copy, data_dir):
+  config = tiny_config(data_dir)
+  config.training.task = 'classifier'
+  config.model.num_outputs = 10
+  with pytest.raises(run_lib.JobError, match=r"holds the parameter trees \[score\], the "
+                                             r"configured task \['classifier'\]"):
+    run_lib.Job(config, str(trained_copy)).restore()
+
+
 def test_corrupt_checkpoint_fails_and_is_left_intact(trained_copy, data_dir):
   latest = trained_copy / 'checkpoints' / '6'
   for path in latest.rglob('*'):
