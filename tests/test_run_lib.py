@@ -1,5 +1,6 @@
 """The job end to end on a tiny digits model: train, eval, sample, resume, devices, bad input."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ from PIL import Image
 
 import run_lib
 from configs.digits import ve as digits_ve
+from run_lib.sample import complete, completion_grid
 
 pytestmark = pytest.mark.usefixtures('digits_classifier_trained_once')
 
@@ -418,3 +421,36 @@ def test_bad_completion_settings_fail_with_one_line(tmp_path, monkeypatch, data_
   with pytest.raises((ValueError, run_lib.JobError)) as error:
     run_lib.Job(config, str(tmp_path / 'work'))
   assert message in str(error.value).splitlines()[0]
+
+
+class _GaussianPixels(nn.Module):
+  """sigma times the exact score of pixels ~ N(0.5, 0.1^2): a VE 'score' network scaled by
+  sigma that needs no training and keeps samples inside [0, 1]."""
+
+  @nn.compact
+  def __call__(self, x, sigma, train=False):
+    sigma = sigma[:, None, None, None]
+    return -(x - 0.5) * sigma / (0.01 + sigma**2)
+
+
+def test_colorization_of_a_folder_of_rgb_images_keeps_their_grey_level(tmp_path, data_dir):
+  rng = np.random.default_rng(0)
+  (tmp_path / 'images').mkdir()
+  for i in range(10):  # 10 images: the folder's test split is 1 of them
+    image = rng.integers(60, 196, (8, 8, 3), np.uint8)
+    Image.fromarray(image).save(tmp_path / 'images' / f'{i}.png')
+  config = tiny_config(data_dir)
+  config.data.update(dataset=f'folder:{tmp_path / "images"}', num_channels=3)
+  config.sampling.update(task='colorize', completions=4, num_samples=4)
+  job = run_lib.Job(config, str(tmp_path / 'work'))
+  job.task = dataclasses.replace(job.task, model=_GaussianPixels())
+  done = complete(job, {'score': {}}, jax.random.key(0), 4)
+  assert done.images.shape == (4, 8, 8, 3) and done.originals.shape == (1, 8, 8, 3)
+  grey = lambda images: images.astype(np.float64).mean(-1)
+  # uint8 rounding of each channel moves the mean by at most half a level.
+  np.testing.assert_allclose(grey(done.images), np.broadcast_to(grey(done.originals), (4, 8, 8)),
+                             atol=0.5 + 1e-6)
+  assert np.abs(done.images.astype(int) - done.originals.astype(int)).max() > 10  # new colours
+  np.testing.assert_allclose(done.inputs[..., 0], done.inputs[..., 2], atol=1)  # the grey input
+  grid = completion_grid(job, done)  # original, input, 4 completions: no mask column
+  assert grid.shape == (9 + 1, 6 * 9 + 1, 3)
