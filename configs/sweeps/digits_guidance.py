@@ -1,5 +1,6 @@
-"""Classifier-free guidance scales on the class-conditional digits model: FD, KID and IS
-of class-balanced samples in the digit classifier's features against the scale.
+"""Classifier-free guidance scales on the class-conditional digits model: FD, KID, IS and
+class accuracy of class-balanced samples in the digit classifier's features against the
+scale.
 
 Train configs/guided/digits_cfg.py into workdir/digits_cfg first, then
 
