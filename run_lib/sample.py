@@ -170,6 +170,11 @@ def test_images(job: Job, m: int) -> tuple[np.ndarray, np.ndarray]:
   return np.concatenate(images)[:m], np.concatenate(labels)[:m]
 
 
+def _global(job: Job, x: np.ndarray) -> jax.Array:
+  """An array every host holds whole, sharded over the batch axis of the job's mesh."""
+  return jax.make_array_from_callback(x.shape, job.sharded, lambda index: x[index])
+
+
 def complete(job: Job, params: Any, key: jax.Array, n: int) -> Completed:
   """n completions of the first test images, sampling.completions each, in batches of
   sampling.batch_size, batch i from fold_in(key, i). A class-conditional or classifier-
@@ -184,8 +189,8 @@ def complete(job: Job, params: Any, key: jax.Array, n: int) -> Completed:
                        disable=jax.process_index() != 0):
     # The last batch is filled up with its last image; the extra completions are dropped.
     index = source[np.minimum(np.arange(i * batch, (i + 1) * batch), n - 1)]
-    y = jax.device_put(originals[index], job.sharded)
-    y_labels = jax.device_put(labels[index].astype(np.int32), job.sharded) if guided else None
+    y = _global(job, originals[index])
+    y_labels = _global(job, labels[index].astype(np.int32)) if guided else None
     x, cost = compiled_completer(job, batch)(params, classifier_params,
                                              jax.random.fold_in(key, i), y, y_labels)
     chunks.append(io.to_uint8_images(gather(x), job.centered))
