@@ -57,7 +57,8 @@ class Evaluator:
     self.out.mkdir(parents=True, exist_ok=True)
     self.key = stream(self.config, 'eval')
     self._test = None
-    self._features = None  # (features_fn(images in [0, 1]) -> (features, logits), real features)
+    # (features_fn(images in [0, 1]) -> (features, logits), real features, their labels)
+    self._features = None
     if job.task.name == 'classifier':
       self._classifier_metrics = self._compile_classifier_metrics()
     elif self.ev.enable_loss or self.ev.enable_bpd:

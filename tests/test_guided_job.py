@@ -321,7 +321,8 @@ def test_class_blocked_draws_are_shuffled_before_the_inception_scores_splits(
     logits = np.eye(10)[seen[-1]] * 30.0  # a perfect classifier of these images
     return logits, logits
 
-  evaluator._features = (features_fn, np.eye(10).repeat(50, 0) * 30.0)
+  evaluator._features = (features_fn, np.eye(10).repeat(50, 0) * 30.0, labels)
   metrics = evaluator.sample_quality(None)
   assert sorted(seen[0]) == sorted(labels) and len(set(seen[0][:50])) >= 8
   assert metrics['is'] > 8.0
+  assert metrics['accuracy'] == 1.0  # the labels are shuffled with their images
