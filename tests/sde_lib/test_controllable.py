@@ -115,8 +115,8 @@ def test_replacement_draws_the_known_part_from_the_forward_process():
 # not the solver's error, is what is measured).
 SAMPLERS = [('pc', 50, {}), ('ode', 20, {'solver': 'heun'}), ('ddim', 20, {}),
             ('ddim', 20, {'eta': 1.0}), ('dpm_solver_pp', 20, {'schedule': 'logsnr'}),
-            ('dpm_solver_pp_sde', 20, {'schedule': 'logsnr'}), ('unipc', 20, {'schedule': 'logsnr'}),
-            ('edm_heun', 20, {'schedule': 'karras'})]
+            ('dpm_solver_pp_sde', 20, {'schedule': 'logsnr'}),
+            ('unipc', 20, {'schedule': 'logsnr'}), ('edm_heun', 20, {'schedule': 'karras'})]
 
 
 @pytest.mark.parametrize('sde_name', sorted(SDES))
