@@ -24,7 +24,7 @@ from run_lib import io
 from run_lib.build import Job, create_dataset, stream
 from run_lib.errors import JobError
 from run_lib.mesh import check_divisible, gather
-from run_lib.sample import draw_many
+from run_lib.sample import draw_many, split_images
 from sde_lib.utils import batch_broadcast
 
 
@@ -35,10 +35,8 @@ def _to_unit_range(images: jax.Array, centered: bool) -> jax.Array:
 
 def _whole_split(data, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
   """All images of a split (every host's share), in [0, 1], and their labels."""
-  batches = list(data.epoch(config.eval.batch_size))
-  images, labels, mask = (gather(np.concatenate([b[name] for b in batches]))
-                          for name in ('image', 'label', 'mask'))
-  return np.asarray(_to_unit_range(images[mask], config.data.centered)), labels[mask]
+  images, labels = split_images(data, config.eval.batch_size)
+  return np.asarray(_to_unit_range(images, config.data.centered)), labels
 
 
 # Fractions of T at which a classifier job's accuracy is reported.

@@ -153,21 +153,30 @@ def compiled_completer(job: Job, n: int):
   return job.compiled[key]
 
 
-def test_images(job: Job, m: int) -> tuple[np.ndarray, np.ndarray]:
-  """The first m images of the test split (model space, every host) and their labels."""
-  batch = job.config.eval.batch_size
+def split_images(data, batch_size: int,
+                 limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """A split's images (model space) and labels in order, every host's share gathered;
+  only the first `limit` when given (the rest is not read)."""
   images, labels, have = [], [], 0
-  for part in create_dataset(job.config, job.workdir, 'test', batch).epoch(batch):
+  for part in data.epoch(batch_size):
     valid = gather(part['mask'])
     images.append(gather(part['image'])[valid])
     labels.append(gather(part['label'])[valid])
     have += int(valid.sum())
-    if have >= m:
+    if limit is not None and have >= limit:
       break
-  if have < m:
-    raise JobError(f'the test split has {have} images; sampling.num_samples / '
+  return np.concatenate(images)[:limit], np.concatenate(labels)[:limit]
+
+
+def test_images(job: Job, m: int) -> tuple[np.ndarray, np.ndarray]:
+  """The first m images of the test split (model space, every host) and their labels."""
+  batch = job.config.eval.batch_size
+  images, labels = split_images(create_dataset(job.config, job.workdir, 'test', batch), batch,
+                                limit=m)
+  if len(images) < m:
+    raise JobError(f'the test split has {len(images)} images; sampling.num_samples / '
                    f'sampling.completions asks for {m}')
-  return np.concatenate(images)[:m], np.concatenate(labels)[:m]
+  return images, labels
 
 
 def _global(job: Job, x: np.ndarray) -> jax.Array:
@@ -208,9 +217,8 @@ def completion_grid(job: Job, done: Completed) -> np.ndarray:
   k = job.completion.completions
   columns = [done.originals, done.inputs]
   if job.completion.mask is not None:
-    mask = np.broadcast_to(((1.0 - job.completion.mask) * 255).astype(np.uint8)[..., None],
-                           done.originals.shape[1:])
-    columns.append(np.broadcast_to(mask, done.originals.shape))
+    white = ((1.0 - job.completion.mask) * 255).astype(np.uint8)[..., None]
+    columns.append(np.broadcast_to(white, done.originals.shape))
   completions = np.zeros((len(done.originals) * k,) + done.images.shape[1:], np.uint8)
   completions[:len(done.images)] = done.images  # a short last row stays black
   rows = np.concatenate([np.stack(columns, 1),
