@@ -22,10 +22,16 @@ horizontal flip; uniform dequantisation `(x * 255 + U[0, 1)) / 256`; then `2 x -
 `centered`.
 
 `'digits'` is scikit-learn's 8x8 handwritten digits, built offline into the data directory
-on first use as the tfds dataset `scorelab_digits` (see `Digits`); `'folder:/path'` is a
-folder of the user's own PNG/JPEG images, one subfolder per class (see `open_folder`); every
-other name is a tfds builder name (`cifar10`, `mnist`, `celeb_a`, `lsun/bedroom`, ...) that
-must already be prepared in array_record format, unless `download=True`.
+on first use as the tfds dataset `scorelab_digits` (see `Digits`); `'digit_pairs'` is two of
+them side by side on a 16x16 canvas with a caption such as 'three, then seven', built the
+same way (see `DigitPairs`); `'folder:/path'` is a folder of the user's own PNG/JPEG images,
+one subfolder per class (see `open_folder`); every other name is a tfds builder name
+(`cifar10`, `mnist`, `celeb_a`, `lsun/bedroom`, `coco_captions`, ...) that must already be
+prepared in array_record format, unless `download=True`.
+
+With `caption_key`, examples also carry a caption as byte-level tokens (see `tokenize`), for
+text-conditional models; a training example of an image with several captions takes one
+drawn with its own keyed generator, so captions are as deterministic as the noise.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import functools
 import io
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import grain
@@ -126,22 +132,43 @@ class Digits(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
     del dl_manager  # nothing to download
-    # Imported here: it takes two seconds (scipy) and only a first build needs it.
-    import sklearn.datasets  # pylint: disable=g-import-not-at-top
-
-    digits = sklearn.datasets.load_digits()
-    train, test = digits_split(len(digits.target))
+    pixels, labels = _load_digits()
+    train, test = digits_split(len(labels))
     return {
-        'train': self._generate_examples(digits.images, digits.target, train),
-        'test': self._generate_examples(digits.images, digits.target, test),
+        'train': self._generate_examples(pixels, labels, train),
+        'test': self._generate_examples(pixels, labels, test),
     }
 
   def _generate_examples(
-      self, images: np.ndarray, labels: np.ndarray, indices: np.ndarray
+      self, pixels: np.ndarray, labels: np.ndarray, indices: np.ndarray
   ) -> Iterator[tuple[int, Example]]:
-    pixels = digits_to_uint8(images)  # [N, 8, 8]
     for i in indices:
       yield int(i), {'image': _png(pixels[i]), 'label': int(labels[i])}
+
+
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+  """scikit-learn's digits: pixels uint8 [1797, 8, 8] (see `digits_to_uint8`), labels [1797]."""
+  # Imported here: it takes two seconds (scipy) and only a first build needs it.
+  import sklearn.datasets  # pylint: disable=g-import-not-at-top
+
+  digits = sklearn.datasets.load_digits()
+  return digits_to_uint8(digits.images), digits.target
+
+
+def _prepare_offline(builder_class: type[tfds.core.GeneratorBasedBuilder], data_dir: PathLike,
+                     what: str) -> None:
+  """Builds a bundled dataset into `data_dir` as array_record; a no-op when already built."""
+  data_dir = os.fspath(data_dir)
+  try:
+    builder = builder_class(data_dir=data_dir, file_format='array_record')
+    if builder.is_prepared():
+      return
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  except Exception as e:
+    # Another host sharing data_dir may have won the race to the final rename.
+    if not builder_class(data_dir=data_dir).is_prepared():
+      raise DatasetError(f'could not build {what} in {data_dir}: {_one_line(e)}') from e
 
 
 def prepare_digits(data_dir: PathLike) -> None:
@@ -150,23 +177,242 @@ def prepare_digits(data_dir: PathLike) -> None:
   Raises:
     DatasetError: the build failed.
   """
-  data_dir = os.fspath(data_dir)
-  try:
-    builder = Digits(data_dir=data_dir, file_format='array_record')
-    if builder.is_prepared():
-      return
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
-  except Exception as e:
-    # Another host sharing data_dir may have won the race to the final rename.
-    if not Digits(data_dir=data_dir).is_prepared():
-      raise DatasetError(f'could not build the digits in {data_dir}: {_one_line(e)}') from e
+  _prepare_offline(Digits, data_dir, 'the digits')
+
+
+# ---------------------------------------------------------------------------------------
+# The bundled digit pairs: two digits side by side, captioned.
+
+DIGIT_PAIRS_TFDS_NAME = 'scorelab_digit_pairs'
+DIGIT_PAIRS_NUM_TRAIN = 20000
+DIGIT_PAIRS_NUM_TEST = 1000
+# Where the two 8x8 digits lie on the 16x16 canvas: rows 4-11, columns 0-7 and 8-15.
+DIGIT_PAIRS_ROWS = slice(4, 12)
+DIGIT_PAIRS_LEFT, DIGIT_PAIRS_RIGHT = slice(0, 8), slice(8, 16)
+DIGIT_NAMES = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine')
+# Digits as characters or words, named left first or right first: a model has to read the
+# words and their order. Fields: left, right (characters), left_word, right_word. No
+# articles, which would read "a 8"; every caption fits in 31 bytes, the default max_len's.
+PAIR_TEMPLATES = (
+    '{left} to the left of {right}',
+    '{right} to the right of {left}',
+    '{right} on the right, {left} on the left',
+    '{left_word}, then {right_word}',
+    '{left} and {right}, in that order',
+    'left {left}, right {right}',
+    '{right_word} after {left_word}',
+    '{left} first, then {right_word}',
+    'the number {left}{right}',
+    'right: {right_word}, left: {left_word}',
+)
+# Seeds of legacy RandomStates, whose streams are frozen across numpy versions: the held-out
+# template of each pair, and each split's draws of digits and templates.
+_HELD_OUT_SEED = 0
+_PAIR_SEEDS = {'train': 1, 'test': 2}
+
+
+def _check_pair(left: int, right: int) -> None:
+  if not (0 <= left < 10 and 0 <= right < 10):
+    raise ValueError(f'digits must be in 0..9, got left={left}, right={right}')
+
+
+def pair_caption(left: int, right: int, template: int) -> str:
+  """The caption of a pair of digits, e.g. '3 to the left of 7' for (3, 7, 0).
+
+  Args:
+    left: the digit on the left, 0..9.
+    right: the digit on the right, 0..9.
+    template: an index into PAIR_TEMPLATES.
+
+  Raises:
+    ValueError: a digit or the template is out of range.
+  """
+  _check_pair(left, right)
+  if not 0 <= template < len(PAIR_TEMPLATES):
+    raise ValueError(f'template must be in [0, {len(PAIR_TEMPLATES)}), got {template}')
+  return PAIR_TEMPLATES[template].format(
+      left=left, right=right, left_word=DIGIT_NAMES[left], right_word=DIGIT_NAMES[right])
+
+
+@functools.cache
+def _held_out_templates() -> np.ndarray:
+  """[10, 10]: the held-out template of each pair (left, right)."""
+  return np.random.RandomState(_HELD_OUT_SEED).randint(len(PAIR_TEMPLATES), size=(10, 10))
+
+
+def held_out_template(left: int, right: int) -> int:
+  """The template of the pair (left, right) that only its test examples use.
+
+  Raises:
+    ValueError: a digit is out of 0..9.
+  """
+  _check_pair(left, right)
+  return int(_held_out_templates()[left, right])
+
+
+def _draw_pairs(labels: np.ndarray, indices: np.ndarray, num_examples: int,
+                split: str) -> tuple[np.ndarray, np.ndarray]:
+  """A split's pairs of digits and the templates of their captions.
+
+  Each of the 100 ordered pairs of classes comes num_examples / 100 times, in a random
+  order; each digit is drawn uniformly from the split's digits of its class.
+
+  Args:
+    labels: the digits' labels [1797].
+    indices: the digits the split draws from (one split of `digits_split`).
+    num_examples: pairs to draw, a multiple of 100.
+    split: 'train' (the templates other than each pair's held-out one) or 'test' (the
+      held-out one).
+
+  Returns:
+    (pairs, templates): indices into the digits [num_examples, 2], left then right, and
+    indices into PAIR_TEMPLATES [num_examples].
+  """
+  rng = np.random.RandomState(_PAIR_SEEDS[split])
+  classes = rng.permutation(np.arange(num_examples) % 100)
+  digits = np.stack([classes // 10, classes % 10], axis=1)  # [N, 2]: left, right
+  by_class = indices[np.argsort(labels[indices], kind='stable')]
+  counts = np.bincount(labels[indices], minlength=10)
+  pairs = by_class[(np.cumsum(counts) - counts)[digits] + rng.randint(counts[digits])]
+  held_out = _held_out_templates()[classes // 10, classes % 10]
+  if split == 'test':
+    return pairs, held_out
+  others = rng.randint(len(PAIR_TEMPLATES) - 1, size=num_examples)
+  return pairs, others + (others >= held_out)  # uniform over the templates but held_out
+
+
+class DigitPairs(tfds.core.GeneratorBasedBuilder):
+  """Two of the bundled digits side by side on a 16x16 canvas, with a caption naming them.
+
+  Rows 4..11 hold the digits, the left one in columns 0..7 and the right one in columns
+  8..15; the rest is the digits' background, 0. Pixels are stored as in `Digits`. The train
+  split's DIGIT_PAIRS_NUM_TRAIN pairs are drawn from the digits' train split, the test
+  split's DIGIT_PAIRS_NUM_TEST from their test split, so test images hold unseen digits;
+  each of the 100 labels 10 * left + right is equally frequent (200 and 10 examples).
+  Each caption is `pair_caption(left, right, template)`: test examples use their pair's
+  `held_out_template`, train examples one of the others, so that no test caption is ever
+  seen in training. Every draw is from a fixed seed: the dataset is the same everywhere.
+  """
+
+  name = DIGIT_PAIRS_TFDS_NAME
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES: ClassVar[dict[str, str]] = {'1.0.0': 'Initial release.'}
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description='Pairs of scikit-learn 8x8 digits side by side, with captions.',
+        features=tfds.features.FeaturesDict({
+            'image': tfds.features.Image(shape=(16, 16, 1), encoding_format='png'),
+            'caption': tfds.features.Text(),
+            'left': tfds.features.ClassLabel(num_classes=10),
+            'right': tfds.features.ClassLabel(num_classes=10),
+            'label': tfds.features.ClassLabel(num_classes=100),  # 10 * left + right
+        }),
+        supervised_keys=('image', 'label'),
+    )
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
+    del dl_manager  # nothing to download
+    pixels, labels = _load_digits()
+    train, test = digits_split(len(labels))
+    return {
+        'train': self._generate_examples(pixels, labels, train, DIGIT_PAIRS_NUM_TRAIN, 'train'),
+        'test': self._generate_examples(pixels, labels, test, DIGIT_PAIRS_NUM_TEST, 'test'),
+    }
+
+  def _generate_examples(
+      self, pixels: np.ndarray, labels: np.ndarray, indices: np.ndarray, num_examples: int,
+      split: str,
+  ) -> Iterator[tuple[int, Example]]:
+    pairs, templates = _draw_pairs(labels, indices, num_examples, split)
+    for i, ((a, b), template) in enumerate(zip(pairs, templates)):
+      left, right = int(labels[a]), int(labels[b])
+      canvas = np.zeros((16, 16), np.uint8)
+      canvas[DIGIT_PAIRS_ROWS, DIGIT_PAIRS_LEFT] = pixels[a]
+      canvas[DIGIT_PAIRS_ROWS, DIGIT_PAIRS_RIGHT] = pixels[b]
+      yield i, {'image': _png(canvas), 'caption': pair_caption(left, right, int(template)),
+                'left': left, 'right': right, 'label': 10 * left + right}
+
+
+def prepare_digit_pairs(data_dir: PathLike) -> None:
+  """Builds the digit pairs into `data_dir` in array_record format; a no-op when built.
+
+  Raises:
+    DatasetError: the build failed.
+  """
+  _prepare_offline(DigitPairs, data_dir, 'the digit pairs')
 
 
 # name -> (tfds name, function that builds it offline into a data_dir)
 BUNDLED: dict[str, tuple[str, Callable[[PathLike], None]]] = {
     'digits': (DIGITS_TFDS_NAME, prepare_digits),
+    'digit_pairs': (DIGIT_PAIRS_TFDS_NAME, prepare_digit_pairs),
 }
+
+
+# ---------------------------------------------------------------------------------------
+# Captions as tokens.
+
+TOKENIZERS = ('bytes',)
+EOT = 256  # end of text, after a caption's bytes
+PAD = 257  # after EOT, up to max_len
+VOCAB_SIZE = 258
+
+
+def tokenize(captions: Sequence[str | bytes], *, max_len: int,
+             tokenizer: str = 'bytes') -> tuple[np.ndarray, np.ndarray]:
+  """Tokens of captions: their UTF-8 bytes, then EOT, then PAD up to max_len.
+
+  A byte-level vocabulary needs no download. The empty caption, [EOT, PAD, ...], is the
+  null caption of classifier-free guidance. Nothing is stripped.
+
+  Args:
+    captions: str, or bytes as tfds Text features decode to (taken as UTF-8).
+    max_len: tokens per caption, at least 2; a caption keeps its first max_len - 1 bytes,
+      which may cut a character in two.
+    tokenizer: one of TOKENIZERS.
+
+  Returns:
+    (tokens, truncated): int32 [N, max_len], and bool [N], True where a caption had more
+    than max_len - 1 bytes.
+
+  Raises:
+    ValueError: an unknown tokenizer, or max_len < 2.
+    TypeError: `captions` is a single string, or holds something else than str and bytes.
+  """
+  if tokenizer not in TOKENIZERS:
+    raise ValueError(f'unknown tokenizer {tokenizer!r}; known: {list(TOKENIZERS)}')
+  if max_len < 2:
+    raise ValueError(f'max_len must be at least 2 (a byte and EOT), got {max_len}')
+  if isinstance(captions, (str, bytes)):  # would be tokenized as one caption per character
+    raise TypeError(f'captions must be a sequence of captions, got the string {captions!r}')
+  tokens = np.full((len(captions), max_len), PAD, np.int32)
+  truncated = np.zeros(len(captions), bool)
+  for i, caption in enumerate(captions):
+    if isinstance(caption, str):
+      caption = caption.encode('utf-8')
+    elif not isinstance(caption, bytes):
+      raise TypeError(f'a caption must be str or bytes, got {type(caption).__name__}')
+    truncated[i] = len(caption) > max_len - 1
+    caption = caption[:max_len - 1]
+    tokens[i, :len(caption)] = np.frombuffer(caption, np.uint8)
+    tokens[i, len(caption)] = EOT
+  return tokens, truncated
+
+
+def detokenize(tokens: np.ndarray) -> list[str]:
+  """The captions of tokens [N, max_len]: the bytes before each row's first EOT, as UTF-8.
+
+  Bytes that do not decode, e.g. a character cut in two by truncation, become U+FFFD.
+  """
+  tokens = np.asarray(tokens)
+  if tokens.ndim != 2:
+    raise ValueError(f'tokens must be [N, max_len], got shape {tokens.shape}')
+  # A row without EOT (not from `tokenize`) ends at its first token that is not a byte.
+  ends = np.argmax(np.concatenate([tokens, np.full((len(tokens), 1), EOT)], 1) >= EOT, 1)
+  return [bytes(row[:end].astype(np.uint8)).decode('utf-8', errors='replace')
+          for row, end in zip(tokens, ends)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -215,19 +461,46 @@ def resize(image: np.ndarray, *, image_size: int, crop: int | None = None) -> np
   return np.stack(planes, axis=-1)
 
 
-def preprocess(record: dict[str, Any], *, image_size: int, crop: int | None) -> Example:
-  """Decodes a tfds record: image float32 [image_size, image_size, C] in [0, 1], label int32."""
+def preprocess(record: dict[str, Any], *, image_size: int, crop: int | None,
+               caption_key: str = '') -> Example:
+  """Decodes a tfds record.
+
+  Args:
+    record: as `tfds.data_source` decodes it.
+    image_size: side of the output image.
+    crop: as in `resize`.
+    caption_key: the text feature to take captions from, '/' between nested names, e.g.
+      'caption' or 'captions/text'; '' for none.
+
+  Returns:
+    image: float32 [image_size, image_size, C] in [0, 1].
+    label: int32 [].
+    captions: with caption_key, the record's captions as an object array [K] of bytes or
+      str; a Text feature gives K = 1, a record without any captions the empty one.
+  """
   image = to_uint8_image(record['image']).astype(np.float32) / 255
   label = record.get('label', 0)  # unlabelled datasets get the null class 0 == num_classes
-  return {'image': resize(image, image_size=image_size, crop=crop),
-          'label': np.asarray(label, np.int32)}
+  example = {'image': resize(image, image_size=image_size, crop=crop),
+             'label': np.asarray(label, np.int32)}
+  if caption_key:
+    value = record
+    for name in caption_key.split('/'):
+      value = value[name]
+    # A Sequence of Text decodes to a list or an array of bytes, a Text to bytes.
+    captions = np.asarray(value, dtype=object).reshape(-1)
+    example['captions'] = captions if len(captions) else np.array([b''], dtype=object)
+  return example
 
 
 def augment(
     example: Example, rng: np.random.Generator, *, random_flip: bool,
     uniform_dequantization: bool,
 ) -> Example:
-  """Random horizontal flip, then uniform dequantisation (x * 255 + U[0, 1)) / 256."""
+  """Random horizontal flip, then uniform dequantisation (x * 255 + U[0, 1)) / 256.
+
+  An example with captions [K] (see `preprocess`) keeps one of them, drawn uniformly, as
+  captions [1].
+  """
   image = example['image']  # [H, W, C] in [0, 1]
   # Draw the coin whatever random_flip, so that the noise is the same with or without flips.
   flip = rng.random() < 0.5
@@ -235,7 +508,23 @@ def augment(
     image = image[:, ::-1]
   if uniform_dequantization:
     image = (image * 255 + rng.random(image.shape, dtype=np.float32)) / 256
-  return {**example, 'image': image}
+  example = {**example, 'image': image}
+  if 'captions' in example:
+    # Drawn last, so that the images are the same with captions or without.
+    k = rng.integers(len(example['captions']))
+    example['captions'] = example['captions'][k:k + 1]
+  return example
+
+
+def tokenize_caption(example: Example, *, max_len: int, tokenizer: str) -> Example:
+  """Replaces an example's captions [K] by the tokens of the first one (see `tokenize`).
+
+  Returns:
+    The example without captions, with tokens int32 [max_len] and truncated bool [].
+  """
+  tokens, truncated = tokenize(example['captions'][:1], max_len=max_len, tokenizer=tokenizer)
+  rest = {key: value for key, value in example.items() if key != 'captions'}
+  return {**rest, 'tokens': tokens[0], 'truncated': truncated[0]}
 
 
 def center(example: Example, *, centered: bool) -> Example:
@@ -506,6 +795,26 @@ def open_folder(path: PathLike, split: str) -> tuple[_FolderSource, int, int]:
 # The dataset.
 
 
+def _feature_leaves(feature: Any, path: str = '') -> list[tuple[str, Any]]:
+  """(path, feature) of every leaf of a tfds feature, with paths as records nest them."""
+  while isinstance(feature, tfds.features.Sequence):  # a Sequence of dicts decodes to a dict
+    feature = feature.feature
+  if not isinstance(feature, tfds.features.FeaturesDict):
+    return [(path, feature)]
+  return [leaf for name, inner in feature.items()
+          for leaf in _feature_leaves(inner, f'{path}/{name}' if path else name)]
+
+
+def _check_caption_key(features: tfds.features.FeaturesDict, caption_key: str,
+                       name: str) -> None:
+  """Raises DatasetError unless `caption_key` names a Text feature, naming those there are."""
+  leaves = dict(_feature_leaves(features))
+  if not isinstance(leaves.get(caption_key), tfds.features.Text):
+    there = ', '.join(f'{path} ({type(f).__name__})' for path, f in sorted(leaves.items()))
+    raise DatasetError(f'dataset {name!r} has no text feature {caption_key!r} to take captions '
+                       f'from (caption_key); its features: {there}')
+
+
 def _read_options(num_threads: int, prefetch: int) -> grain.ReadOptions:
   return grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
 
@@ -524,6 +833,8 @@ class ImageDataset:
     host_batch_size: this host's share, global_batch_size // process_count.
     process_index: this host.
     process_count: the number of hosts.
+    max_len: tokens per caption (see `tokenize`); 0 when examples carry no captions.
+    tokenizer: the tokenizer of the captions, one of TOKENIZERS; '' without captions.
   """
 
   num_examples: int
@@ -534,6 +845,8 @@ class ImageDataset:
   host_batch_size: int
   process_index: int
   process_count: int
+  max_len: int
+  tokenizer: str
   _train: grain.MapDataset = dataclasses.field(repr=False)  # host batches, by step
   _eval: grain.MapDataset = dataclasses.field(repr=False)  # examples, in order, no noise
 
@@ -543,6 +856,9 @@ class ImageDataset:
     Returns:
       image: float32 [host_batch_size, image_size, image_size, num_channels].
       label: int32 [host_batch_size].
+      tokens: int32 [host_batch_size, max_len], with captions only: one of each example's
+        captions, drawn anew at each pass over the data.
+      truncated: bool [host_batch_size], with captions only: the caption was cut to fit.
     """
     if step < 0:
       raise ValueError(f'step must be >= 0, got {step}')
@@ -570,8 +886,9 @@ class ImageDataset:
       batch_size: the global batch size, divisible by process_count.
 
     Yields:
-      image, label as in `batch`, and mask: bool [batch_size // process_count], False on
-      padding (whose image and label are zeros).
+      image, label (and tokens, truncated) as in `batch`, and mask: bool [batch_size //
+      process_count], False on padding (whose image and label are zeros, whose tokens are
+      the empty caption's). Tokens are those of each example's first caption.
     """
     per_host = host_batch_size(batch_size, self.process_index, self.process_count)
     num_batches = math.ceil(self.num_examples / batch_size)
@@ -580,6 +897,9 @@ class ImageDataset:
         'label': np.zeros((), np.int32),
         'mask': np.False_,
     }
+    if self.max_len:
+      (null,), _ = tokenize([''], max_len=self.max_len, tokenizer=self.tokenizer)
+      padding.update(tokens=null, truncated=np.False_)
 
     def example(index: int) -> Example:
       if index >= self.num_examples:
@@ -608,6 +928,9 @@ def get_dataset(
     process_index: int = 0,
     process_count: int = 1,
     download: bool = False,
+    caption_key: str = '',
+    max_len: int = 32,
+    tokenizer: str = 'bytes',
 ) -> ImageDataset:
   """Opens a split as deterministic per-step training batches and ordered eval epochs.
 
@@ -626,21 +949,36 @@ def get_dataset(
     process_index: this host, in [0, process_count).
     process_count: the number of hosts.
     download: let tfds download a missing dataset (needs internet and TensorFlow).
+    caption_key: a text feature whose captions the examples carry as tokens, '/' between
+      nested names: 'caption' for digit_pairs, 'captions/text' for coco_captions. Of
+      several captions of an image, a training example takes one at random (drawn anew
+      each epoch), an eval epoch the first. '' for none.
+    max_len: tokens per caption, with caption_key.
+    tokenizer: one of TOKENIZERS, with caption_key.
 
   Returns:
     An `ImageDataset`.
 
   Raises:
     DatasetError: the dataset is unknown, missing or corrupt (one line, within a second
-      for tfds; a folder's open reads every image header).
-    ValueError: the batch size does not divide among the hosts.
+      for tfds; a folder's open reads every image header), or it has no text feature
+      caption_key (folders have none).
+    ValueError: the batch size does not divide among the hosts; with caption_key, an
+      unknown tokenizer or max_len < 2.
   """
   per_host = host_batch_size(global_batch_size, process_index, process_count)
+  if caption_key:
+    tokenize([''], max_len=max_len, tokenizer=tokenizer)  # fails fast on bad options
   if name.startswith(FOLDER_PREFIX):
+    if caption_key:
+      raise DatasetError(f'image folders have no captions: caption_key {caption_key!r} needs a '
+                         "tfds dataset with a text feature, e.g. 'digit_pairs'")
     source, num_channels, num_classes = open_folder(name[len(FOLDER_PREFIX):], split)
   else:
     source, info = open_source(name, split, data_dir=data_dir, download=download)
     features = info.features
+    if caption_key:
+      _check_caption_key(features, caption_key, name)
     num_channels = features['image'].shape[-1]
     label = features['label'] if 'label' in features else None  # noqa: SIM401 (no .get)
     num_classes = label.num_classes if isinstance(label, tfds.features.ClassLabel) else 0
@@ -650,15 +988,19 @@ def get_dataset(
   # not see the same permutations one epoch apart. Two 32-bit words: order and noise.
   shuffle_seed, noise_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
   examples = grain.MapDataset.source(source).map(
-      functools.partial(preprocess, image_size=image_size, crop=crop))
+      functools.partial(preprocess, image_size=image_size, crop=crop, caption_key=caption_key))
   train = (
       examples.shuffle(seed=shuffle_seed)
       .repeat()  # index g of the stream is example g % n of epoch g // n's permutation
       .random_map(  # the generator of position g is keyed by (noise_seed, g)
           functools.partial(augment, random_flip=random_flip,
                             uniform_dequantization=uniform_dequantization),
-          seed=noise_seed)
-      .map(functools.partial(center, centered=centered))
+          seed=noise_seed))
+  if caption_key:  # after augment's choice of one caption
+    tokens = functools.partial(tokenize_caption, max_len=max_len, tokenizer=tokenizer)
+    train, examples = train.map(tokens), examples.map(tokens)
+  train = (
+      train.map(functools.partial(center, centered=centered))
       .batch(per_host)
       # Host batches k * P + p, i.e. host p's slice of global batch k, are this host's k-th.
       .slice(slice(process_index, None, process_count)))
@@ -671,6 +1013,8 @@ def get_dataset(
       host_batch_size=per_host,
       process_index=process_index,
       process_count=process_count,
+      max_len=max_len if caption_key else 0,
+      tokenizer=tokenizer if caption_key else '',
       _train=train,
       _eval=examples.map(functools.partial(center, centered=centered)),
   )
