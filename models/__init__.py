@@ -1,5 +1,6 @@
-"""Flax (linen) score networks: NCSN++, DDPM++, DDPM, NCSN and NCSNv2; and the
-noise-conditional `Classifier` (their encoder half) for classifier guidance.
+"""Flax (linen) score networks: NCSN++, DDPM++, DDPM, NCSN and NCSNv2; the
+noise-conditional `Classifier` (their encoder half) for classifier guidance; and GLIDE's
+`TextEncoder`, whose token features and pooled feature condition NCSN++ / DDPM++ on text.
 
 `get_model(name)` returns a network class; every option is a keyword argument
 (`get_model('ncsnpp')(nf=128, ch_mult=(1, 2, 2, 2), ...)`). `net_fn` turns a
@@ -12,6 +13,7 @@ import flax.linen as nn
 from models.classifier import Classifier
 from models.ncsnpp import DDPM, NCSNpp
 from models.ncsnv2 import NCSN, NCSNv2, NCSNv2_128, NCSNv2_256
+from models.text_encoder import TextEncoder
 from models.apply import net_fn
 
 MODELS = {
@@ -32,4 +34,4 @@ def get_model(name: str) -> type[nn.Module]:
 
 
 __all__ = ['DDPM', 'MODELS', 'Classifier', 'NCSN', 'NCSNpp', 'NCSNv2', 'NCSNv2_128', 'NCSNv2_256',
-           'get_model', 'net_fn']
+           'TextEncoder', 'get_model', 'net_fn']

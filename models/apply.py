@@ -31,7 +31,9 @@ def net_fn(model: nn.Module, params: Any, *, train: bool = False, rng: jax.Array
     compute_dtype: run the network in this dtype (jnp.bfloat16 on GPUs/TPUs
       roughly halves memory traffic); parameters stay float32 outside the
       call. Normalisation statistics are computed in float32 by Flax either way.
-    **conditioning: passed to the network at every call: class_labels, cond, context.
+    **conditioning: passed to the network at every call, those it takes of class_labels,
+      cond, context, context_mask, context_pooled and aug_cond (models.ncsnpp describes
+      them).
 
   Returns:
     The function; it closes over params, so jax.grad through it works.

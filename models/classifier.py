@@ -61,10 +61,14 @@ class Classifier(NCSNpp):
 
   @nn.compact
   def __call__(self, x: jax.Array, time_cond: jax.Array, *, train: bool = False,
-               cond: jax.Array | None = None, context: jax.Array | None = None) -> jax.Array:
+               cond: jax.Array | None = None, context: jax.Array | None = None,
+               context_mask: jax.Array | None = None, context_pooled: jax.Array | None = None,
+               aug_cond: jax.Array | None = None) -> jax.Array:
+    """Logits of x at time_cond; the optional inputs are NCSNpp's (models.ncsnpp)."""
     _check_choice('pooling', self.pooling, POOLING)
     h, _, _ = self.encode(x, time_cond, train=train, class_labels=None, cond=cond,
-                          context=context)
+                          context=context, context_mask=context_mask,
+                          context_pooled=context_pooled, aug_cond=aug_cond)
     h = ACTIVATIONS[self.nonlinearity](group_norm(h.shape[-1])(h))
     if self.pooling == 'attention':
       return AttentionPool(self.num_outputs, self.num_heads)(h)

@@ -80,14 +80,29 @@ def _residual(x: jax.Array, h: jax.Array, skip_rescale: bool) -> jax.Array:
   return (x + h) / np.sqrt(2.0) if skip_rescale else x + h
 
 
-def _attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
-  """Single-head dot-product attention; q [B, N, C], k and v [B, M, C]."""
-  weights = jax.nn.softmax(jnp.einsum('bnc,bmc->bnm', q, k) / np.sqrt(q.shape[-1]), axis=-1)
+def _attention(q: jax.Array, k: jax.Array, v: jax.Array,
+               key_mask: jax.Array | None = None) -> jax.Array:
+  """Single-head dot-product attention; q [B, N, C], k and v [B, M, C], key_mask [B, M] bool.
+
+  Keys where key_mask is False get zero weight. A large negative logit rather than -inf
+  masks them, so that a row whose keys are all masked gets uniform weights, not NaNs.
+  """
+  logits = jnp.einsum('bnc,bmc->bnm', q, k) / np.sqrt(q.shape[-1])
+  if key_mask is not None:
+    logits = jnp.where(key_mask[:, None, :], logits, jnp.finfo(logits.dtype).min)
+  weights = jax.nn.softmax(logits, axis=-1)
   return jnp.einsum('bnm,bmc->bnc', weights, v)
 
 
 class AttnBlock(nn.Module):
-  """Self-attention over all pixels, optionally followed by cross-attention to a context.
+  """Single-head self-attention over all pixels; with a context, over the text tokens too.
+
+  A context [B, L, D] (a text encoder's token features) is projected by the block's own
+  1x1 layer 'encoder_kv' to L keys and L values of the block's width, which are
+  concatenated to the pixels' keys and values: every pixel attends to all pixels and all
+  real text tokens in one softmax. This is GLIDE's choice (Nichol et al. 2021, `QKVAttention`
+  with `encoder_kv`), not a separate cross-attention layer; without a context the block
+  and its parameters are the plain self-attention block's.
 
   Attributes:
     skip_rescale: divide the residual sum by sqrt(2) (NCSN++/DDPM++).
@@ -98,19 +113,34 @@ class AttnBlock(nn.Module):
   init_scale: float = 0.0
 
   @nn.compact
-  def __call__(self, x: jax.Array, context: jax.Array | None = None) -> jax.Array:
+  def __call__(self, x: jax.Array, context: jax.Array | None = None,
+               context_mask: jax.Array | None = None) -> jax.Array:
+    """Maps x [B, H, W, C] to [B, H, W, C].
+
+    Args:
+      x: the feature map.
+      context: [B, L, D] text tokens to attend to as well, or None.
+      context_mask: [B, L] bool, True for real tokens; the others get no attention
+        weight. None: every token is real.
+
+    Returns:
+      x plus the attention's output.
+    """
     b, height, width, c = x.shape
     h = group_norm(c)(x).reshape(b, height * width, c)
     q, k, v = NIN(c)(h), NIN(c)(h), NIN(c)(h)
-    h = NIN(c, init_scale=self.init_scale)(_attention(q, k, v))
-    x = _residual(x, h.reshape(x.shape), self.skip_rescale)
-    if context is None:
-      return x
-    # Cross-attention to a context sequence [B, L, D] (e.g. text tokens).
-    h = nn.LayerNorm(name='context_norm')(x).reshape(b, height * width, c)
-    q = NIN(c, name='context_q')(h)
-    k, v = NIN(c, name='context_k')(context), NIN(c, name='context_v')(context)
-    h = NIN(c, init_scale=self.init_scale, name='context_out')(_attention(q, k, v))
+    key_mask = None
+    if context is not None:
+      text_k, text_v = jnp.split(NIN(2 * c, name='encoder_kv')(context.astype(x.dtype)), 2,
+                                 axis=-1)  # [B, L, C] each
+      k = jnp.concatenate([k, text_k], axis=1)
+      v = jnp.concatenate([v, text_v], axis=1)
+      if context_mask is not None:
+        key_mask = jnp.concatenate(
+            [jnp.ones((b, height * width), bool), context_mask.astype(bool)], axis=1)
+    elif context_mask is not None:
+      raise ValueError('context_mask was given without a context')
+    h = NIN(c, init_scale=self.init_scale)(_attention(q, k, v, key_mask))
     return _residual(x, h.reshape(x.shape), self.skip_rescale)
 
 

@@ -13,7 +13,19 @@ its parameters only when used at init:
   used to drop the label for classifier-free guidance;
 - `cond` [B, H, W, C'] channels concatenated to the input (low-resolution
   image, mask, ...);
-- `context` [B, L, D] a sequence attended to at the attention resolutions.
+- `context` [B, L, D] text token features (`models.TextEncoder`'s) and `context_mask`
+  [B, L] bool (True on real tokens; None: all real): every attention block, down, middle
+  and up, concatenates the tokens' keys and values, projected by its own 'encoder_kv'
+  layer, to the pixels' (GLIDE, Nichol et al. 2021); masked tokens get no weight;
+- `context_pooled` [B, D] the caption's pooled feature, projected by 'pooled_projection'
+  to the embedding width and added to the time embedding (GLIDE);
+- `aug_cond` [B] the time input (of the same kind as time_cond: for 'fourier' a sigma,
+  positive) of a noise-conditioning augmentation level s (Ho et al. 2021, cascaded
+  diffusion: a super-resolution network's low-resolution `cond` is diffused to level s),
+  embedded as time_cond is but by its own layers ('aug_' + the time embedding's names) and
+  added to the time embedding.
+A network with conditional=False has no time embedding; class_labels, context_pooled and
+aug_cond then form the embedding by themselves (the sum of those given).
 """
 
 import functools
@@ -93,22 +105,43 @@ class NCSNpp(nn.Module):
     _check_choice('embedding_type', self.embedding_type, ('fourier', 'positional'))
     _check_choice('nonlinearity', self.nonlinearity, tuple(ACTIVATIONS))
 
-  def _embed(self, time_cond: jax.Array, class_labels: jax.Array | None, act) -> jax.Array | None:
-    """The conditioning vector temb [B, 4 nf] shared by every residual block."""
-    temb = None
+  def _time_embedding(self, time_input: jax.Array, act, *,
+                      prefix: str | None = None) -> jax.Array:
+    """Embeds a time input [B] -> [B, 4 nf]: Fourier or sinusoidal features, then an MLP.
+
+    Without a prefix its layers are auto-named (the time embedding of every checkpoint);
+    with one they are the same layers with their own parameters, named prefix + those names.
+    """
+    name = lambda auto: None if prefix is None else prefix + auto
+    if self.embedding_type == 'fourier':
+      # A prefixed name keeps 'GaussianFourierProjection' in the path: models.apply keeps
+      # such parameters float32 under a compute_dtype.
+      emb = layers.GaussianFourierProjection(
+          self.nf, self.fourier_scale, name=name('GaussianFourierProjection_0'))(
+              jnp.log(time_input))
+    else:
+      emb = layers.sinusoidal_embedding(time_input, self.nf)
+    emb = nn.Dense(self.nf * 4, kernel_init=default_init(), name=name('Dense_0'))(emb)
+    return nn.Dense(self.nf * 4, kernel_init=default_init(), name=name('Dense_1'))(act(emb))
+
+  def _embed(self, time_cond: jax.Array, act, *, class_labels: jax.Array | None,
+             context_pooled: jax.Array | None, aug_cond: jax.Array | None) -> jax.Array | None:
+    """The conditioning vector temb [B, 4 nf] shared by every residual block: the sum of the
+    embeddings of time (if conditional) and of the optional inputs given; None if none."""
+    embeddings = []
     if self.conditional:
-      if self.embedding_type == 'fourier':
-        temb = layers.GaussianFourierProjection(self.nf, self.fourier_scale)(jnp.log(time_cond))
-      else:
-        temb = layers.sinusoidal_embedding(time_cond, self.nf)
-      temb = nn.Dense(self.nf * 4, kernel_init=default_init())(temb)
-      temb = nn.Dense(self.nf * 4, kernel_init=default_init())(act(temb))
+      embeddings.append(self._time_embedding(time_cond, act))
     if class_labels is not None:
       if self.num_classes is None:
         raise ValueError('class_labels were given but the network has num_classes=None')
-      label_emb = nn.Embed(self.num_classes + 1, self.nf * 4, name='label_embedding')(class_labels)
-      temb = label_emb if temb is None else temb + label_emb
-    return temb
+      embeddings.append(
+          nn.Embed(self.num_classes + 1, self.nf * 4, name='label_embedding')(class_labels))
+    if context_pooled is not None:
+      embeddings.append(nn.Dense(self.nf * 4, kernel_init=default_init(),
+                                 name='pooled_projection')(context_pooled))
+    if aug_cond is not None:
+      embeddings.append(self._time_embedding(aug_cond, act, prefix='aug_'))
+    return functools.reduce(jnp.add, embeddings) if embeddings else None
 
   def _blocks(self, act):
     """(attention block, residual block, resampling options, skip sum) of this network."""
@@ -130,17 +163,20 @@ class NCSNpp(nn.Module):
 
   def encode(self, x: jax.Array, time_cond: jax.Array, *, train: bool,
              class_labels: jax.Array | None, cond: jax.Array | None,
-             context: jax.Array | None):
+             context: jax.Array | None, context_mask: jax.Array | None,
+             context_pooled: jax.Array | None, aug_cond: jax.Array | None):
     """The encoder half: the embedding, the downsampling path and the middle blocks.
 
-    Called from a compact method (the U-Net's, or the classifier's, which stops here).
+    Called from a compact method (the U-Net's, or the classifier's, which stops here). The
+    inputs are __call__'s (see the module docstring).
 
     Returns:
       (h, the activations hs kept for the skip connections, temb).
     """
     self._check()
     act = ACTIVATIONS[self.nonlinearity]
-    temb = self._embed(time_cond, class_labels, act)
+    temb = self._embed(time_cond, act, class_labels=class_labels, context_pooled=context_pooled,
+                       aug_cond=aug_cond)
     n_levels = len(self.ch_mult)
     attn, resblock, resample, skip_sum = self._blocks(act)
 
@@ -155,7 +191,7 @@ class NCSNpp(nn.Module):
       for _ in range(self.num_res_blocks):
         h = resblock(out_ch=self.nf * self.ch_mult[level])(hs[-1], temb, train)
         if h.shape[1] in self.attn_resolutions:
-          h = attn()(h, context)
+          h = attn()(h, context, context_mask)
         hs.append(h)
       if level == n_levels - 1:
         continue
@@ -174,17 +210,23 @@ class NCSNpp(nn.Module):
 
     h = hs[-1]
     h = resblock()(h, temb, train)
-    h = attn()(h, context)
+    h = attn()(h, context, context_mask)
     h = resblock()(h, temb, train)
     return h, hs, temb
 
   @nn.compact
   def __call__(self, x: jax.Array, time_cond: jax.Array, *, train: bool = False,
                class_labels: jax.Array | None = None, cond: jax.Array | None = None,
-               context: jax.Array | None = None) -> jax.Array:
-    """Maps x [B, H, W, C] at time_cond [B] to an output [B, H, W, C]."""
+               context: jax.Array | None = None, context_mask: jax.Array | None = None,
+               context_pooled: jax.Array | None = None,
+               aug_cond: jax.Array | None = None) -> jax.Array:
+    """Maps x [B, H, W, C] at time_cond [B] to an output [B, H, W, C].
+
+    The optional conditioning inputs are described in the module docstring.
+    """
     h, hs, temb = self.encode(x, time_cond, train=train, class_labels=class_labels, cond=cond,
-                              context=context)
+                              context=context, context_mask=context_mask,
+                              context_pooled=context_pooled, aug_cond=aug_cond)
     act = ACTIVATIONS[self.nonlinearity]
     attn, resblock, resample, skip_sum = self._blocks(act)
     out_channels = x.shape[-1]
@@ -197,7 +239,7 @@ class NCSNpp(nn.Module):
         h = resblock(out_ch=self.nf * self.ch_mult[level])(
             jnp.concatenate([h, hs.pop()], axis=-1), temb, train)
       if h.shape[1] in self.attn_resolutions:
-        h = attn()(h, context)
+        h = attn()(h, context, context_mask)
 
       if self.progressive == 'output_skip':
         out = conv3x3(out_channels, init_scale=self.init_scale)(act(group_norm(h.shape[-1])(h)))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from models import get_model
+from models import get_model, layers
 
 TINY = dict(nf=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4, 8), dropout=0.1,
             init_scale=1.0)
@@ -101,17 +101,163 @@ def test_class_labels_need_num_classes():
     _tiny_model().init(_key(), x, t, class_labels=jnp.array([0, 1]))
 
 
-def test_conditioning_channels_and_context_change_the_output():
+def _context(length=5, seed=6):
+  """Text features [2, length, 7] and their mask: 3 real tokens in row 0, 4 in row 1."""
+  context = jax.random.normal(jax.random.key(seed), (2, length, 7))
+  return context, jnp.arange(length)[None, :] < jnp.array([[3], [4]])
+
+
+def _without(tree, *names):
+  """The parameter tree less the sub-trees called one of `names`, at any depth."""
+  return {k: _without(v, *names) if isinstance(v, dict) else v for k, v in tree.items()
+          if k not in names}
+
+
+def _paths(tree):
+  return {jax.tree_util.keystr(p): leaf.shape
+          for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def _max_diff(a, b):
+  return float(jnp.max(jnp.abs(a - b)))
+
+
+def test_context_reaches_every_attention_block_and_its_masked_tokens_do_not():
   x, t = _inputs(8)
   cond = jax.random.normal(jax.random.key(5), (2, 8, 8, 2))
-  context = jax.random.normal(jax.random.key(6), (2, 5, 7))
+  context, mask = _context()
   model = _tiny_model()
-  params, apply = _init_apply(model, x, t, cond=cond, context=context)
-  assert 'context_q' in str(jax.tree_util.tree_structure(params))
-  base = apply(x, t, cond=cond, context=context)
-  assert base.shape == x.shape
-  assert float(jnp.max(jnp.abs(apply(x, t, cond=-cond, context=context) - base))) > 1e-4
-  assert float(jnp.max(jnp.abs(apply(x, t, cond=cond, context=-context) - base))) > 1e-4
+  params = jax.jit(functools.partial(model.init, cond=cond, context=context,
+                                     context_mask=mask))(_key(), x, t)['params']
+  blocks = [name for name in params if name.startswith('AttnBlock')]  # down 2, middle 1, up 2
+  assert len(blocks) == 5 and all('encoder_kv' in params[name] for name in blocks)
+  # Without a context the tree is the plain network's, name for name.
+  plain = _without(params, 'encoder_kv')
+  assert _paths(plain) == _paths(jax.eval_shape(model.init, _key(), x, t, cond=cond)['params'])
+  apply = jax.jit(lambda p, cond, **kw: model.apply({'params': p}, x, t, cond=cond, **kw))
+  base = apply(params, cond, context=context, context_mask=mask)
+  assert _max_diff(apply(params, -cond, context=context, context_mask=mask), base) > 1e-4
+  assert _max_diff(apply(params, cond, context=-context, context_mask=mask), base) > 1e-4
+  # The masked tokens do count once unmasked.
+  assert _max_diff(apply(params, cond, context=context, context_mask=jnp.ones_like(mask)),
+                   base) > 1e-4
+  other = jax.random.normal(jax.random.key(7), context.shape)
+  np.testing.assert_allclose(apply(params, cond, context=jnp.where(mask[..., None], context, other),
+                                   context_mask=mask), base, atol=1e-6)
+  np.testing.assert_allclose(apply(params, cond, context=context[:, :4], context_mask=mask[:, :4]),
+                             base, atol=1e-6)  # the last token is masked in both rows
+  # Text tokens that all get no weight leave the image-only network (another program, which
+  # sums its softmax in another order: float32 rounding apart).
+  np.testing.assert_allclose(
+      apply(params, cond, context=context, context_mask=jnp.zeros_like(mask)),
+      apply(plain, cond), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('embedding_type', ['fourier', 'positional'])
+def test_context_pooled_and_aug_cond_make_their_layers_only_when_given(embedding_type):
+  x, t = _inputs(8)
+  model = _tiny_model(embedding_type=embedding_type)
+  names = lambda **kw: set(jax.eval_shape(model.init, _key(), x, t, **kw)['params'])
+  aug_names = {'aug_Dense_0', 'aug_Dense_1'} | (
+      {'aug_GaussianFourierProjection_0'} if embedding_type == 'fourier' else set())
+  assert names(context_pooled=jnp.ones((2, 6))) - names() == {'pooled_projection'}
+  assert names(aug_cond=t) - names() == aug_names
+  assert names(context_pooled=jnp.ones((2, 6)), aug_cond=t) - names() == {
+      'pooled_projection', *aug_names}
+
+
+def test_context_pooled_and_aug_cond_are_added_to_the_time_embedding():
+  x, t = _inputs(8)
+  pooled = jax.random.normal(jax.random.key(8), (2, 6))
+  aug = jnp.array([0.3, 0.8])  # positive: a sigma for fourier embeddings
+  model = _tiny_model()
+  params = jax.jit(functools.partial(model.init, context_pooled=pooled, aug_cond=aug))(
+      _key(), x, t)['params']
+  apply = jax.jit(lambda p, t, pooled, aug: model.apply({'params': p}, x, t,
+                                                        context_pooled=pooled, aug_cond=aug))
+  base = apply(params, t, pooled, aug)
+  assert _max_diff(apply(params, t, -pooled, aug), base) > 1e-4
+  assert _max_diff(apply(params, t, pooled, aug[::-1]), base) > 1e-4
+  # The augmentation level is embedded as time is, and added: with the time embedding's
+  # weights the two inputs can be swapped.
+  twin = {**params, **{'aug_' + name: params[name] for name in params if 'aug_' + name in params}}
+  assert _max_diff(apply(twin, t, pooled, aug), base) > 1e-4  # aug_* are their own weights
+  np.testing.assert_allclose(apply(twin, aug, pooled, t), apply(twin, t, pooled, aug), atol=1e-5)
+  # The pooled feature's projection is added to temb: with a zero kernel its bias is the time
+  # embedding's last bias, shifted.
+  bias = jax.random.normal(jax.random.key(9), params['pooled_projection']['bias'].shape)
+  zero = {'kernel': jnp.zeros_like(params['pooled_projection']['kernel'])}
+  as_pooled = {**params, 'pooled_projection': {**zero, 'bias': bias}}
+  as_time = {**params, 'pooled_projection': {**zero, 'bias': jnp.zeros_like(bias)},
+             'Dense_1': {**params['Dense_1'], 'bias': params['Dense_1']['bias'] + bias}}
+  np.testing.assert_allclose(apply(as_pooled, t, pooled, aug), apply(as_time, t, pooled, aug),
+                             atol=1e-5)
+
+
+def test_an_unconditional_network_embeds_what_it_is_given():
+  x, t = _inputs(8)
+  same_x = jnp.broadcast_to(x[:1], x.shape)
+  pooled = jax.random.normal(jax.random.key(8), (2, 6))
+  model = _tiny_model(conditional=False)
+  params = jax.jit(functools.partial(model.init, context_pooled=pooled, aug_cond=t))(
+      _key(), x, t)['params']
+  # No time embedding, but the residual blocks read the embedding of the other two.
+  assert {'pooled_projection', 'aug_Dense_0', 'Dense_0'} & set(params) == {
+      'pooled_projection', 'aug_Dense_0'}
+  assert 'Dense_0' in params['ResnetBlockBigGAN_0']
+  assert 'Dense_0' not in jax.eval_shape(model.init, _key(), x, t)['params']['ResnetBlockBigGAN_0']
+  apply = jax.jit(lambda x, t, pooled, aug: model.apply({'params': params}, x, t,
+                                                        context_pooled=pooled, aug_cond=aug))
+  # The rows differ only in the augmentation level, then only in the pooled feature.
+  out = apply(same_x, t, jnp.broadcast_to(pooled[:1], pooled.shape), t)
+  assert _max_diff(out[0], out[1]) > 1e-4
+  out = apply(same_x, t, pooled, jnp.full_like(t, t[0]))
+  assert _max_diff(out[0], out[1]) > 1e-4
+  np.testing.assert_array_equal(apply(x, t, pooled, t), apply(x, 3 * t, pooled, t))  # not time
+
+
+def _np_attn_block(p, x, context, mask, skip_rescale):
+  """AttnBlock in float64 numpy: one softmax over [pixel keys; real text keys]."""
+  p = jax.tree.map(lambda a: np.asarray(a, np.float64), p)
+  b, height, width, c = x.shape
+  groups = min(c // 4, 32)
+  grouped = x.reshape(b, height * width, groups, c // groups)
+  normed = (grouped - grouped.mean((1, 3), keepdims=True)) / np.sqrt(
+      grouped.var((1, 3), keepdims=True) + 1e-6)
+  h = normed.reshape(b, height * width, c) * p['GroupNorm_0']['scale'] + p['GroupNorm_0']['bias']
+  dense = lambda name, a: a @ p[name]['Dense_0']['kernel'] + p[name]['Dense_0']['bias']
+  q, k, v = dense('NIN_0', h), dense('NIN_1', h), dense('NIN_2', h)
+  real = np.ones((b, height * width), bool)
+  if context is not None:
+    kv = dense('encoder_kv', context)
+    k, v = np.concatenate([k, kv[..., :c]], 1), np.concatenate([v, kv[..., c:]], 1)
+    real = np.concatenate([real, mask], 1)
+  logits = np.where(real[:, None, :], q @ k.transpose(0, 2, 1) / np.sqrt(c), -np.inf)
+  weights = np.exp(logits - logits.max(-1, keepdims=True))
+  weights /= weights.sum(-1, keepdims=True)
+  out = x + dense('NIN_3', weights @ v).reshape(x.shape)
+  return out / np.sqrt(2) if skip_rescale else out
+
+
+@pytest.mark.parametrize('with_context, skip_rescale', [(True, True), (True, False),
+                                                        (False, True)])
+def test_attention_block_is_one_softmax_over_pixel_and_text_keys(with_context, skip_rescale):
+  x = np.random.default_rng(0).normal(size=(2, 2, 3, 8)).astype(np.float32)
+  context = np.random.default_rng(1).normal(size=(2, 4, 5)).astype(np.float32)
+  # Row 0: a hole and a real last token; row 1: no real token (the pixels only).
+  mask = np.array([[True, False, True, True], [False] * 4])
+  inputs = (x, context, mask) if with_context else (x,)
+  block = layers.AttnBlock(skip_rescale=skip_rescale, init_scale=1.0)
+  params = block.init(jax.random.key(0), *inputs)['params']
+  assert set(params) == {'GroupNorm_0', 'NIN_0', 'NIN_1', 'NIN_2', 'NIN_3'} | (
+      {'encoder_kv'} if with_context else set())
+  expected = _np_attn_block(params, x.astype(np.float64), *(
+      (context.astype(np.float64), mask) if with_context else (None, None)), skip_rescale)
+  out = block.apply({'params': params}, *inputs)
+  assert _max_diff(out, x) > 0.1  # the attention is not a vanishing residual
+  np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match='context_mask was given without a context'):
+    block.apply({'params': params}, x, context_mask=mask)
 
 
 @pytest.mark.parametrize('options', [dict(), dict(progressive='output_skip')])
