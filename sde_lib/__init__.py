@@ -4,7 +4,8 @@ Modules: `sde` (forward SDEs and their coefficients, reverse SDE, probability-fl
 ODE, denoiser), `parameterization` (network output <-> score), `losses`, `sampling`
 (every sampler behind one contract, and the time grids), `ode` (the diffrax solve),
 `likelihood` (bits/dim), `guidance` (classifier-free and classifier guidance as score
-transforms), `conditioning` (label dropout), `controllable` (inpainting and
+transforms), `conditioning` (label and caption dropout, a super-resolution model's low-resolution
+input and its noise augmentation), `controllable` (inpainting and
 colorization by replacement), `toy` (a Gaussian mixture with exact scores and class
 posteriors), `utils`.
 """

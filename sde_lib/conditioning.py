@@ -3,12 +3,17 @@
 Classifier-free guidance needs one network that is both conditional and unconditional:
 during training each example's condition is replaced by the null condition with
 probability `rate` (Ho & Salimans 2021 use 0.1-0.2; GLIDE drops 20% of captions).
+A super-resolution model is conditioned on a low-resolution image (`downsample`,
+`upsample`), diffused to a level s first (`noise_augment`).
 """
 
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+
+from sde_lib.sde import SDE
+from sde_lib.utils import batch_broadcast
 
 
 def drop(rng: jax.Array, cond: Any, null: Any, *, rate: float) -> Any:
@@ -39,3 +44,29 @@ def drop_labels(rng: jax.Array, labels: jax.Array, *, num_classes: int, rate: fl
   """Class labels [B] with a fraction `rate` replaced by the null class, `num_classes`
   (the extra row of the networks' class embedding)."""
   return drop(rng, labels, jnp.asarray(num_classes, labels.dtype), rate=rate)
+
+
+def downsample(images: jax.Array, size: int) -> jax.Array:
+  """Images [B, H, W, C] -> [B, size, size, C] by antialiased bilinear interpolation: the
+  input pipeline's resize (input_pipeline.resize, to float rounding), so that a
+  super-resolution model's low-resolution inputs are distributed as a base model's
+  training images of that size. A linear map of the images."""
+  return jax.image.resize(images, images.shape[:1] + (size, size) + images.shape[3:],
+                          'linear', antialias=True)
+
+
+def upsample(images: jax.Array, size: int) -> jax.Array:
+  """Images [B, h, w, C] -> [B, size, size, C], bilinear: the low-resolution image as
+  channels of the high-resolution input (Ho et al.'s cascades; GLIDE's upsampler)."""
+  return jax.image.resize(images, images.shape[:1] + (size, size) + images.shape[3:], 'linear')
+
+
+def noise_augment(rng: jax.Array, sde: SDE, low: jax.Array, s: jax.Array) -> jax.Array:
+  """Noise-conditioning augmentation (Ho et al. 2021, Cascaded Diffusion Models): the
+  low-resolution image diffused by the SDE to time s [B], alpha(s) low + std(s) z.
+
+  A super-resolution model trained on it, and told s, does not rely on details of the
+  real low-resolution images that a base model's samples lack; sampling fixes s.
+  """
+  z = jax.random.normal(rng, low.shape, low.dtype)
+  return batch_broadcast(sde.alpha(s), low) * low + batch_broadcast(sde.std(s), low) * z

@@ -13,13 +13,18 @@ loss, per-example `weights` masking padded examples. run_lib's train loop, check
 and evaluation know tasks only through this; each task adds the functions its users
 need (`Diffusion.score_fn`, `NoisyClassifier.logits_fn`, ...).
 
-  diffusion   a score network, optionally class-conditional (classifier-free guidance)
-  classifier  a noise-conditional classifier (classifier guidance)
+  diffusion         a score network, optionally class- or text-conditional (classifier-free
+                    guidance; a jointly trained text encoder, GLIDE)
+  super_resolution  a diffusion model of images given a low-resolution one, with noise-
+                    conditioning augmentation: a cascade's upsampler
+  classifier        a noise-conditional classifier (classifier guidance)
 """
 
 from tasks.classifier import NoisyClassifier
-from tasks.diffusion import Diffusion
+from tasks.diffusion import Caption, Diffusion
+from tasks.super_resolution import SuperResolution
 
-TASKS = {'diffusion': Diffusion, 'classifier': NoisyClassifier}
+TASKS = {'diffusion': Diffusion, 'super_resolution': SuperResolution,
+         'classifier': NoisyClassifier}
 
-__all__ = ['TASKS', 'Diffusion', 'NoisyClassifier']
+__all__ = ['TASKS', 'Caption', 'Diffusion', 'NoisyClassifier', 'SuperResolution']
