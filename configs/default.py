@@ -25,6 +25,9 @@ def get_default_config() -> ml_collections.ConfigDict:
   data.centered = False  # False: data in [0, 1], networks map it to [-1, 1] themselves
   data.random_flip = False
   data.uniform_dequantization = False
+  # A text feature of the dataset, e.g. 'caption' (digit_pairs) or 'captions/text'
+  # (coco_captions: one of an image's captions per epoch); '' for none. Needs text.layers > 0.
+  data.caption_key = ''
 
   config.sde = sde = ml_collections.ConfigDict()
   sde.name = 'vesde'  # 'vpsde', 'subvpsde', 'vesde'
@@ -68,10 +71,23 @@ def get_default_config() -> ml_collections.ConfigDict:
   model.interpolation = 'bilinear'  # NCSNv2 only
   model.adjust_padding = False  # NCSNv2 only
 
+  # The text encoder of a text-conditional score network (GLIDE, models.TextEncoder), trained
+  # jointly with it; its tokens reach every attention layer, its pooled feature the time
+  # embedding. Defaults: GLIDE's base model's transformer, but for the tokenizer.
+  config.text = text = ml_collections.ConfigDict()
+  text.layers = 0  # 0: no text conditioning
+  text.width = 512
+  text.heads = 8
+  text.max_len = 128  # tokens, the end-of-text token included; longer captions are truncated
+  # 'bytes': UTF-8 bytes + end-of-text + padding (nothing to download or train).
+  text.tokenizer = 'bytes'
+
   config.training = training = ml_collections.ConfigDict()
   training.batch_size = 128  # global, over all devices and hosts
-  # 'diffusion': the score network; 'classifier': a noise-conditional classifier of x_t
-  # (losses.classifier_loss) for classifier guidance, t drawn as the score model's.
+  # 'diffusion': the score network; 'super_resolution': a score network of images given a
+  # low-resolution one (conditioning.low_size), a cascade's upsampler; 'classifier': a
+  # noise-conditional classifier of x_t (losses.classifier_loss) for classifier guidance,
+  # t drawn as the score model's.
   training.task = 'diffusion'
   training.n_iters = 1_300_001
   training.continuous = True  # continuous-time DSM; False: DDPM (VP) or SMLD (VE) loss
@@ -142,10 +158,27 @@ def get_default_config() -> ml_collections.ConfigDict:
   sampling.task = ''  # '' (samples from the prior), 'inpaint' or 'colorize'
   sampling.mask = 'center'
   sampling.completions = 4
+  # Text-conditional models: one caption per line, sampling.num_samples images in equal
+  # blocks of consecutive lines (one grid row each); '' draws the first test captions.
+  # Classifier-free guidance on the captions by sampling.guidance_scale.
+  sampling.captions_file = ''
+  # A super-resolution job's base stage: the workdir of the model whose samples it upsamples
+  # in --mode sample and eval (itself a diffusion or, for longer cascades, super_resolution
+  # job), sampled with its own config.
+  sampling.cascade_from = ''
+  # Changes to the base stage's saved config for this run, 'key=value,...', e.g.
+  # 'sampling.guidance_scale=3,sampling.n_steps=50'.
+  sampling.base_overrides = ''
 
   # Conditioning transforms of the training batch (sde_lib.conditioning).
   config.conditioning = conditioning = ml_collections.ConfigDict()
   conditioning.label_dropout = 0.0  # P(label -> the null class): classifier-free guidance
+  conditioning.caption_dropout = 0.0  # P(caption -> the empty caption); GLIDE: 0.2
+  # training.task='super_resolution': the side of the low-resolution input, and its noise
+  # augmentation level s / T when sampling (Ho et al. 2021; training draws s ~ U[0, T]).
+  # 0.2: imagen-pytorch's lowres_sample_noise_level; Imagen samples at 0.1-0.3.
+  conditioning.low_size = 0
+  conditioning.aug_level = 0.2
 
   config.eval = evaluate = ml_collections.ConfigDict()
   evaluate.begin_ckpt = 0  # 0: the latest checkpoint only

@@ -1,6 +1,7 @@
 """The one reader of the ConfigDict: SDE, parameterisation, network, task, optimiser,
 sampler, conditioning, data and the `Job` that train, sample, evaluate and sweep share."""
 
+import ast
 import dataclasses
 import functools
 import json
@@ -20,11 +21,12 @@ from PIL import Image
 
 import input_pipeline
 import models
+from configs import default as default_config
 import sde_lib
 import tasks
 from run_lib import state as state_lib
 from run_lib.errors import JobError
-from run_lib.mesh import check_divisible, create_mesh
+from run_lib.mesh import check_divisible, create_mesh, gather
 from sde_lib import controllable, guidance, sampling
 from sde_lib.parameterization import Parameterization, song_et_al
 
@@ -49,6 +51,11 @@ def create_parameterization(config: ml_collections.ConfigDict,
                           scale_by_sigma=config.model.scale_by_sigma)
 
 
+# Networks that take text tokens in their attention layers (GLIDE's concatenated keys and
+# values) and extra input channels (a super-resolution model's low-resolution image).
+_TEXT_MODELS = ('ncsnpp', 'ddpm')
+
+
 def create_model(config: ml_collections.ConfigDict) -> nn.Module:
   """The network named by config.model.name, given the config.model keys it has; for
   training.task='classifier' the noise-conditional classifier on its encoder."""
@@ -56,6 +63,9 @@ def create_model(config: ml_collections.ConfigDict) -> nn.Module:
     raise ValueError(f'unknown training.task {config.training.task!r}; known: '
                      f'{list(tasks.TASKS)}')
   cls = models.get_model(config.model.name)
+  if config.training.task == 'super_resolution' and config.model.name not in _TEXT_MODELS:
+    raise ValueError(f"training.task='super_resolution' concatenates the low-resolution image "
+                     f'to the input of {list(_TEXT_MODELS)}, not model {config.model.name!r}')
   if config.training.task == 'classifier':
     if cls is not models.NCSNpp:
       raise ValueError(f"training.task='classifier' builds on the ncsnpp encoder, not model "
@@ -171,6 +181,9 @@ class Conditioning:
   draw, in blocks of `per_row` consecutive samples, under classifier-free guidance of a
   class-conditional network ('classifier-free') or classifier guidance ('classifier').
 
+  A text-conditional network draws captions instead (Prompts), under classifier-free
+  guidance on them.
+
   Attributes:
     num_classes: the network's classes (its null class), 0 if unconditional.
     label_dropout: the training batches' label dropout.
@@ -178,6 +191,7 @@ class Conditioning:
     scale: the guidance scale s (sde_lib.guidance).
     interval: (t_lo, t_hi) of classifier-free guidance, or None for every t.
     guidance: '', 'classifier-free' or 'classifier'.
+    text: the network reads captions.
   """
 
   num_classes: int
@@ -186,6 +200,7 @@ class Conditioning:
   scale: float
   interval: tuple[float, float] | None
   guidance: str
+  text: bool = False
 
   def labels(self, index, per_row: int):
     """The class of sample number `index` (NumPy or jnp ints): the classes in turn,
@@ -199,10 +214,10 @@ class Conditioning:
 
 
 def create_conditioning(config: ml_collections.ConfigDict, model: nn.Module,
-                        classifier_classes: int = 0) -> Conditioning:
+                        classifier_classes: int = 0, text: bool = False) -> Conditioning:
   """model.num_classes, conditioning.label_dropout and sampling's classes and guidance,
   checked together; classifier_classes: the guiding classifier's, for sampling.guidance
-  'classifier'.
+  'classifier'; text: the network reads captions (classifier-free guidance on them).
 
   Raises:
     ValueError: naming the bad value.
@@ -222,6 +237,13 @@ def create_conditioning(config: ml_collections.ConfigDict, model: nn.Module,
   if s.guidance not in ('', 'classifier'):
     raise ValueError(f"unknown sampling.guidance {s.guidance!r}; known: ['', 'classifier']")
   wanted = str(s.class_labels).replace(' ', '').strip('()[]')
+  interval = None if (s.guidance_t_lo, s.guidance_t_hi) == (0.0, 1.0) else (
+      float(s.guidance_t_lo), float(s.guidance_t_hi))
+  if text:
+    if k or s.guidance or wanted:
+      raise ValueError('a text-conditional model (text.layers > 0) is guided by its captions: '
+                       "model.num_classes=0, sampling.class_labels='' and sampling.guidance=''")
+    return Conditioning(0, 0.0, (), float(s.guidance_scale), interval, 'classifier-free', True)
   if s.guidance == 'classifier':
     if k:
       raise ValueError(f"sampling.guidance='classifier' guides an unconditional model; this one "
@@ -235,7 +257,8 @@ def create_conditioning(config: ml_collections.ConfigDict, model: nn.Module,
                                 ('sampling.class_labels', wanted, '')):
       if value != default:
         raise ValueError(f'{key}={value!r} needs a class-conditional model '
-                         "(model.num_classes > 0) or sampling.guidance='classifier'")
+                         "(model.num_classes > 0), sampling.guidance='classifier' or a "
+                         'text-conditional model (text.layers > 0)')
     return Conditioning(0, 0.0, (), 1.0, None, '')
   if rate and not k:
     raise ValueError(f'conditioning.label_dropout={rate!r} needs a class-conditional model '
@@ -247,8 +270,6 @@ def create_conditioning(config: ml_collections.ConfigDict, model: nn.Module,
   if not classes or not all(0 <= c < n for c in classes):
     raise ValueError(f'sampling.class_labels must be classes in [0, {n}) separated by commas, '
                      f'got {s.class_labels!r}')
-  interval = None if (s.guidance_t_lo, s.guidance_t_hi) == (0.0, 1.0) else (
-      float(s.guidance_t_lo), float(s.guidance_t_hi))
   return Conditioning(k, float(rate), classes, float(s.guidance_scale), interval, guidance)
 
 
@@ -328,15 +349,149 @@ def create_completion(config: ml_collections.ConfigDict) -> Completion:
   return Completion(s.task, mask, s.completions)
 
 
+def create_text_encoder(config: ml_collections.ConfigDict) -> nn.Module | None:
+  """The text encoder of config.text, or None for text.layers = 0 (then no caption key
+  may be set)."""
+  text, data, rate = config.text, config.data, config.conditioning.caption_dropout
+  if text.layers < 0:
+    raise ValueError(f'text.layers must be 0 (no text) or more, got {text.layers}')
+  if not text.layers:
+    for key, value, default in (('data.caption_key', data.caption_key, ''),
+                                ('conditioning.caption_dropout', rate, 0.0),
+                                ('sampling.captions_file', config.sampling.captions_file, '')):
+      if value != default:
+        raise ValueError(f'{key}={value!r} needs a text encoder (text.layers > 0)')
+    return None
+  if config.training.task == 'classifier':
+    raise ValueError("text.layers > 0 conditions a score network, not training.task="
+                     "'classifier'")
+  if config.model.name not in _TEXT_MODELS:
+    raise ValueError(f'text conditioning needs a network with attention layers '
+                     f'({list(_TEXT_MODELS)}), not model {config.model.name!r}')
+  if text.tokenizer not in input_pipeline.TOKENIZERS:
+    raise ValueError(f'unknown text.tokenizer {text.tokenizer!r}; known: '
+                     f'{list(input_pipeline.TOKENIZERS)}')
+  if not data.caption_key:
+    raise ValueError('text.layers > 0 trains on captions: set data.caption_key (e.g. '
+                     "'caption' for digit_pairs, 'captions/text' for coco_captions)")
+  if text.max_len < 2:
+    raise ValueError(f'text.max_len must be at least 2 (a token and the end of text), got '
+                     f'{text.max_len}')
+  if text.width < 1 or text.heads < 1 or text.width % text.heads:
+    raise ValueError(f'text.width={text.width} must be a positive multiple of '
+                     f'text.heads={text.heads}')
+  if not 0.0 <= rate <= 1.0:
+    raise ValueError(f'conditioning.caption_dropout must be in [0, 1], got {rate}')
+  return models.TextEncoder(vocab_size=input_pipeline.VOCAB_SIZE, max_len=text.max_len,
+                            width=text.width, layers=text.layers, heads=text.heads)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Prompts:
+  """The captions a text-conditional job draws, in turn, in blocks of `per_row`
+  consecutive samples.
+
+  Attributes:
+    captions: the captions.
+    tokens: [K, text.max_len] their tokens.
+    labels: [K] the dataset's labels of the test examples they come from, or None (a
+      captions file).
+    source: where they come from, for messages.
+  """
+
+  captions: tuple[str, ...]
+  tokens: np.ndarray
+  labels: np.ndarray | None
+  source: str
+
+  def per_row(self, n: int) -> int:
+    """Samples per caption among n: the grid's row length."""
+    return -(-n // len(self.captions))
+
+  def index(self, index: np.ndarray, per_row: int) -> np.ndarray:
+    """The caption of sample number `index`: the captions in turn, per_row samples each."""
+    return (np.asarray(index) // per_row) % len(self.captions)
+
+
+def read_captions(config: ml_collections.ConfigDict) -> Prompts:
+  """sampling.captions_file: one caption per line (blank lines skipped), each no longer
+  than text.max_len tokens and no more lines than sampling.num_samples."""
+  path, max_len = config.sampling.captions_file, config.text.max_len
+  try:
+    lines = pathlib.Path(path).read_text(encoding='utf-8').splitlines()
+  except FileNotFoundError:
+    raise JobError(f'sampling.captions_file {path!r} does not exist') from None
+  except (OSError, UnicodeDecodeError) as e:
+    raise JobError(f'cannot read sampling.captions_file {path!r}: {e}') from None
+  numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
+  if not numbered:
+    raise JobError(f'sampling.captions_file {path!r} has no captions (one per line)')
+  n = config.sampling.num_samples
+  if len(numbered) > n:
+    raise JobError(f'sampling.captions_file {path!r} has {len(numbered)} captions but '
+                   f'sampling.num_samples={n} draws only the first {n}: set '
+                   f'--config.sampling.num_samples={len(numbered)} (or a multiple)')
+  captions = tuple(line for _, line in numbered)
+  tokens, truncated = input_pipeline.tokenize(captions, max_len=max_len,
+                                              tokenizer=config.text.tokenizer)
+  if truncated.any():
+    line, caption = numbered[int(np.argmax(truncated))]
+    raise JobError(f'caption on line {line} of {path!r} has {len(caption.encode())} bytes; '
+                   f'the model reads at most text.max_len - 1 = {max_len - 1}')
+  return Prompts(captions, tokens, None, path)
+
+
+def test_prompts(config: ml_collections.ConfigDict, workdir: pathlib.Path, n: int, *,
+                 distinct: bool) -> Prompts:
+  """The captions (and labels) of the first test examples: n of them, or with `distinct`
+  the first n different captions (fewer if the split has fewer)."""
+  batch = config.eval.batch_size
+  data = create_dataset(config, workdir, 'test', batch)
+  tokens, labels, seen = [], [], set()
+  for part in data.epoch(batch):
+    valid = gather(part['mask'])
+    for row, label in zip(gather(part['tokens'])[valid],
+                          gather(part['label'])[valid], strict=True):
+      if distinct and row.tobytes() in seen:
+        continue
+      seen.add(row.tobytes())
+      tokens.append(row)
+      labels.append(label)
+    if len(tokens) >= n:
+      break
+  tokens, labels = np.stack(tokens[:n]), np.asarray(labels[:n], np.int32)
+  return Prompts(tuple(input_pipeline.detokenize(tokens)), tokens, labels, 'the test split')
+
+
 def create_task(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
                 parameterization: Parameterization, model: nn.Module,
-                conditioning: 'Conditioning'):
+                conditioning: 'Conditioning', text: nn.Module | None = None):
   """The task of training.task (a name of tasks.TASKS) with its parts."""
   if config.training.task == 'classifier':
     return tasks.NoisyClassifier(sde, parameterization, model)
-  return tasks.Diffusion(sde, parameterization, model, create_loss_fn(config, sde),
-                         num_classes=conditioning.num_classes,
-                         label_dropout=conditioning.label_dropout)
+  c, size = config.conditioning, config.data.image_size
+  stage = {}
+  if config.training.task == 'super_resolution':
+    if not 1 <= c.low_size < size:
+      raise ValueError(f"training.task='super_resolution' needs conditioning.low_size in "
+                       f'[1, data.image_size={size}), got {c.low_size}')
+    if not 0.0 <= c.aug_level <= 1.0:
+      raise ValueError(f'conditioning.aug_level must be in [0, 1] (a fraction of T), got '
+                       f'{c.aug_level}')
+    stage = dict(low_size=int(c.low_size), aug_level=float(c.aug_level))
+  elif c.low_size or config.sampling.cascade_from:
+    raise ValueError("conditioning.low_size and sampling.cascade_from need training.task="
+                     "'super_resolution'")
+  text_options = {}
+  if text is not None:
+    empty, _ = input_pipeline.tokenize([''], max_len=config.text.max_len,
+                                       tokenizer=config.text.tokenizer)
+    text_options = dict(text=text, empty_caption=empty[0], pad_token=input_pipeline.PAD,
+                        caption_dropout=float(config.conditioning.caption_dropout))
+  return tasks.TASKS[config.training.task](
+      sde, parameterization, model, create_loss_fn(config, sde),
+      num_classes=conditioning.num_classes, label_dropout=conditioning.label_dropout,
+      **text_options, **stage)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -354,6 +509,95 @@ def _sde_fields(sde: sde_lib.SDE) -> dict:
   return {f.name: getattr(sde, f.name) for f in dataclasses.fields(sde) if f.name != 'N'}
 
 
+def saved_config(path: str, key: str, hint: str) -> ml_collections.ConfigDict:
+  """The config another job saved in its workdir `path` (named by config key `key`), over
+  the defaults: keys added since it was trained take their default values."""
+  try:
+    saved = json.loads((pathlib.Path(path) / 'config.json').read_text())
+  except FileNotFoundError:
+    raise JobError(f'{key} {path!r} has no config.json: {hint}') from None
+  except (OSError, ValueError) as e:
+    raise JobError(f'cannot read {path}/config.json: {e}') from None
+  config = default_config.get_default_config()
+  config.update(saved)
+  return config
+
+
+def _override(config: ml_collections.ConfigDict, overrides: str) -> None:
+  """Applies sampling.base_overrides, 'key=value,key=value' (values as Python literals, or
+  strings), to a base stage's saved config."""
+  for item in filter(None, (part.strip() for part in overrides.split(','))):
+    key, equals, text = item.partition('=')
+    if not equals:
+      raise ValueError(f'sampling.base_overrides: {item!r} is not key=value')
+    try:
+      value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+      value = text.strip()
+    section, _, name = key.strip().rpartition('.')
+    try:
+      parent = _section(config, section)
+      old = parent[name]
+    except (KeyError, AttributeError):
+      raise ValueError(f'sampling.base_overrides: the base config has no key {key.strip()!r}'
+                       ) from None
+    if old is not None and type(old) is not type(value) and not (
+        isinstance(old, float) and isinstance(value, int)):
+      raise ValueError(f'sampling.base_overrides: {key.strip()} is a {type(old).__name__}, got '
+                       f'{value!r}')
+    parent[name] = float(value) if isinstance(old, float) else value
+
+
+def _section(config: ml_collections.ConfigDict, dotted: str) -> ml_collections.ConfigDict:
+  for name in filter(None, dotted.split('.')):
+    config = config[name]
+  return config
+
+
+@dataclasses.dataclass(frozen=True)
+class CascadeBase:
+  """The stage a super-resolution job upsamples: its job (a diffusion or super-resolution
+  job of its own config and sampler), EMA parameters and step."""
+
+  job: 'Job'
+  params: Any
+  step: int
+
+
+def load_base(job: 'Job') -> CascadeBase:
+  """The base stage of sampling.cascade_from at its latest checkpoint (EMA), checked
+  against the upsampler: its images must be the upsampler's low-resolution inputs, and a
+  text-conditional upsampler needs a base that reads the same tokens."""
+  config = job.config
+  path = config.sampling.cascade_from
+  if not path:
+    raise JobError(f'{job.workdir} holds an upsampler (training.task=super_resolution): it '
+                   'samples from a base model\'s images, --config.sampling.cascade_from='
+                   'BASE_WORKDIR')
+  base_config = saved_config(path, 'sampling.cascade_from', 'train the base model there first')
+  _override(base_config, config.sampling.base_overrides)
+  if base_config.training.task not in ('diffusion', 'super_resolution'):
+    raise JobError(f'sampling.cascade_from {path!r} holds a {base_config.training.task}, not a '
+                   'model to sample')
+  base = Job(base_config, path)
+  low = (job.task.low_size, job.task.low_size, job.image_shape[2])
+  if base.image_shape != low:
+    raise JobError(f'the base model in {path!r} samples images {base.image_shape}; the '
+                   f'upsampler takes {low} (conditioning.low_size, data.num_channels)')
+  if job.conditioning.text:
+    ours = {k: config.text[k] for k in ('tokenizer', 'max_len')}
+    theirs = {k: base_config.text[k] for k in ('tokenizer', 'max_len')}
+    if not base.conditioning.text or ours != theirs:
+      raise JobError(f'the upsampler reads captions ({ours}); the base model in {path!r} '
+                     + ('reads none' if not base.conditioning.text else f'reads {theirs}')
+                     + ': a text cascade needs the same tokens in every stage')
+  state = base.restore()
+  if state is None:
+    raise JobError(f'no checkpoint in {base.workdir / "checkpoints"}; train the base model '
+                   'first')
+  return CascadeBase(base, state.ema_params, int(state.step))
+
+
 def load_classifier(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
                     image_shape: tuple[int, ...]) -> GuidingClassifier:
   """The classifier of sampling.classifier_workdir at its latest checkpoint (EMA), checked
@@ -361,15 +605,9 @@ def load_classifier(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
   path = config.sampling.classifier_workdir
   if not path:
     raise ValueError("sampling.guidance='classifier' needs sampling.classifier_workdir")
-  try:
-    saved = json.loads((pathlib.Path(path) / 'config.json').read_text())
-  except FileNotFoundError:
-    raise JobError(f'sampling.classifier_workdir {path!r} has no config.json: train a classifier '
-                   "there first (training.task='classifier')") from None
-  except (OSError, ValueError) as e:
-    raise JobError(f'cannot read {path}/config.json: {e}') from None
-  c_config = ml_collections.ConfigDict(saved)
-  if c_config.training.get('task', 'diffusion') != 'classifier':
+  c_config = saved_config(path, 'sampling.classifier_workdir',
+                          "train a classifier there first (training.task='classifier')")
+  if c_config.training.task != 'classifier':
     raise JobError(f'sampling.classifier_workdir {path!r} holds a diffusion model, not a '
                    "classifier (training.task='classifier')")
   job = Job(c_config, path)
@@ -397,10 +635,11 @@ def make_workdir(workdir: str) -> pathlib.Path:
   return path
 
 
-def _data_dir(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> str | None:
+def data_dir(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> str | None:
+  """data.data_dir, by default workdir/data for the bundled datasets (built there)."""
   if config.data.data_dir:
     return config.data.data_dir
-  return str(workdir / 'data') if config.data.dataset == 'digits' else None
+  return str(workdir / 'data') if config.data.dataset in input_pipeline.BUNDLED else None
 
 
 def create_dataset(config: ml_collections.ConfigDict, workdir: pathlib.Path, split: str,
@@ -408,17 +647,21 @@ def create_dataset(config: ml_collections.ConfigDict, workdir: pathlib.Path, spl
   """The configured dataset split, sharded over hosts, deterministic in (seed, step)."""
   data = config.data
   dataset = input_pipeline.get_dataset(
-      data.dataset, split, data_dir=_data_dir(config, workdir), image_size=data.image_size,
+      data.dataset, split, data_dir=data_dir(config, workdir), image_size=data.image_size,
       centered=data.centered, random_flip=data.random_flip and split == 'train',
       uniform_dequantization=data.uniform_dequantization and split == 'train',
       global_batch_size=batch_size, seed=config.seed, process_index=jax.process_index(),
-      process_count=jax.process_count(), download=data.download)
+      process_count=jax.process_count(), download=data.download,
+      caption_key=data.caption_key, max_len=config.text.max_len,
+      tokenizer=config.text.tokenizer)
   if dataset.num_channels != data.num_channels:
     raise input_pipeline.DatasetError(
         f'{data.dataset} has {dataset.num_channels}-channel images but data.num_channels is '
         f'{data.num_channels}: set --config.data.num_channels={dataset.num_channels}')
   return dataset
 
+
+_TEST_PROMPTS = 8  # distinct test captions drawn by default, one grid row each
 
 # Streams of randomness, each its own fold of the root key: no two can collide.
 STREAMS = {'train': 0, 'test_loss': 1, 'snapshot_samples': 2, 'sample': 3, 'eval': 4}
@@ -447,11 +690,16 @@ class Job:
                        if config.sampling.guidance == 'classifier'
                        and config.training.task == 'diffusion'
                        else None)
+    self.text_encoder = create_text_encoder(config)
     self.conditioning = create_conditioning(
-        config, self.model, self.classifier.job.task.num_outputs if self.classifier else 0)
+        config, self.model, self.classifier.job.task.num_outputs if self.classifier else 0,
+        text=self.text_encoder is not None)
     self.task = create_task(config, self.sde, self.parameterization, self.model,
-                            self.conditioning)
+                            self.conditioning, self.text_encoder)
     self.completion = create_completion(config)
+    if self.completion.task and self.task.name == 'super_resolution':
+      raise ValueError(f'sampling.task={self.completion.task!r} completes test images with a '
+                       "diffusion model, not a training.task='super_resolution' upsampler")
     self.mesh = create_mesh()
     self.replicated = NamedSharding(self.mesh, P())
     self.sharded = NamedSharding(self.mesh, P('data'))  # along the leading (batch) axis
@@ -464,24 +712,62 @@ class Job:
         raise ValueError(f'{key} must be at least 1, got {config[section][name]}')
     check_divisible('sampling.batch_size', config.sampling.batch_size)
     self.compiled: dict = {}  # jitted programs of this job, compiled once each (sample.py)
+    self._prompts = None
+    self._base = None
+
+  @property
+  def base(self) -> CascadeBase:
+    """A super-resolution job's base stage (sampling.cascade_from), loaded on first use."""
+    if self._base is None:
+      self._base = load_base(self)
+    return self._base
+
+  @property
+  def prompts(self) -> Prompts | None:
+    """What a text-conditional job draws: sampling.captions_file, or the first distinct
+    test captions, one grid row each; None for other jobs."""
+    if self.conditioning.text and self._prompts is None:
+      self._prompts = (read_captions(self.config) if self.config.sampling.captions_file else
+                       test_prompts(self.config, self.workdir, _TEST_PROMPTS, distinct=True))
+    return self._prompts
+
+  def per_row(self, n: int) -> int | None:
+    """Samples per grid row among n: per class or per caption drawn; None when neither."""
+    if self.conditioning.text:
+      return self.prompts.per_row(n)
+    return self.conditioning.per_row(n) if self.conditioning.classes else None
 
   def sampling_score_fn(self, params, labels: jax.Array | None,
-                        classifier_params: Any = None) -> sde_lib.ScoreFn:
+                        classifier_params: Any = None, tokens: jax.Array | None = None,
+                        image_inputs: dict[str, jax.Array] | None = None) -> sde_lib.ScoreFn:
     """The score the samplers follow: the network's, or its guided score of `labels` [B]:
     classifier-free for a class-conditional network, or by the guiding classifier (with
-    its parameters) under sampling.guidance='classifier'."""
-    c, score_fn = self.conditioning, self.task.score_fn
+    its parameters) under sampling.guidance='classifier'; a text-conditional network's
+    of the captions' `tokens` [B, L], under classifier-free guidance on them. A
+    super-resolution network also gets its `image_inputs` (the task's sampling_inputs),
+    the same in the conditional and unconditional halves of classifier-free guidance."""
+    c, score_fn, inputs = self.conditioning, self.task.score_fn, image_inputs or {}
+    if c.text:
+      # Read once per sampling run, outside the sampler's loop.
+      caption = self.task.encode_text(params, tokens)
+      if c.scale == 1.0:
+        return score_fn(params, caption=caption, **inputs)
+      return guidance.classifier_free(
+          lambda x, t, cond: score_fn(params, caption=cond[0], **cond[1])(x, t),
+          (caption, inputs), (self.task.null_caption(params, tokens.shape[0]), inputs),
+          scale=c.scale, interval=c.interval)
     if c.guidance == 'classifier':
-      return guidance.classifier(score_fn(params),
+      return guidance.classifier(score_fn(params, **inputs),
                                  self.classifier.job.task.log_prob_fn(classifier_params, labels),
                                  scale=c.scale)
     if not c.num_classes:
-      return score_fn(params)
+      return score_fn(params, **inputs)
     if c.scale == 1.0:  # the conditional model, inside any interval or out: one plain call
-      return score_fn(params, labels)
+      return score_fn(params, labels, **inputs)
     return guidance.classifier_free(
-        lambda x, t, y: score_fn(params, y)(x, t), labels,
-        jnp.full_like(labels, c.num_classes), scale=c.scale, interval=c.interval)
+        lambda x, t, cond: score_fn(params, cond[0], **cond[1])(x, t),
+        (labels, inputs), (jnp.full_like(labels, c.num_classes), inputs), scale=c.scale,
+        interval=c.interval)
 
   def abstract_state(self) -> state_lib.TrainState:
     shapes = jax.eval_shape(lambda: state_lib.init_state(

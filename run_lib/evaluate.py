@@ -19,12 +19,13 @@ import numpy as np
 import tqdm
 
 import evaluation
+import input_pipeline
 import sde_lib
 from run_lib import io
-from run_lib.build import Job, create_dataset, stream
+from run_lib.build import Job, create_dataset, data_dir, stream, test_prompts
 from run_lib.errors import JobError
 from run_lib.mesh import check_divisible, gather
-from run_lib.sample import draw_many, split_images
+from run_lib.sample import draw_cascade, split_images, text_stage
 from sde_lib.utils import batch_broadcast
 
 
@@ -35,9 +36,13 @@ def _to_unit_range(images: jax.Array, centered: bool) -> jax.Array:
 
 def _whole_split(data, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
   """All images of a split (every host's share), in [0, 1], and their labels."""
-  images, labels = split_images(data, config.eval.batch_size)
-  return np.asarray(_to_unit_range(images, config.data.centered)), labels
+  examples = split_images(data, config.eval.batch_size)
+  return np.asarray(_to_unit_range(examples['image'], config.data.centered)), examples['label']
 
+
+# Datasets whose sample quality is measured in the bundled digits classifier's features.
+_DIGIT_FEATURES = {'digits': evaluation.digits_features,
+                   'digit_pairs': evaluation.digit_pair_features}
 
 # Fractions of T at which a classifier job's accuracy is reported.
 CLASSIFIER_TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -106,16 +111,18 @@ class Evaluator:
   def _compile_loss_and_bpd(self):
     job, ev, config = self.job, self.ev, self.config
 
-    # A class-conditional model is scored given each test image's label: the loss it
+    # A conditional model is scored given each test image's label or caption: the loss it
     # trains on, and the bits/dim of p(x | y).
     @functools.partial(jax.jit, in_shardings=(job.replicated, job.sharded, job.sharded,
-                                              job.sharded, job.replicated))
-    def loss_and_bpd(params, images, labels, mask, rng):
-      score_fn = job.task.score_fn(params, labels)
+                                              job.replicated))
+    def loss_and_bpd(params, batch, mask, rng):
+      images = batch['image']
       loss_rng, bpd_rng = jax.random.split(rng)
+      score_fn = job.task.conditional_score_fn(params,
+                                               job.task.conditions(bpd_rng, batch, train=False))
       weights = mask.astype(images.dtype)
-      loss = (job.task.loss(params, {'image': images, 'label': labels}, loss_rng, train=False,
-                            weights=weights) if ev.enable_loss else 0.0)
+      loss = (job.task.loss(params, batch, loss_rng, train=False, weights=weights)
+              if ev.enable_loss else 0.0)
       bpd = jnp.zeros(images.shape[:1])
       if ev.enable_bpd:
         bpd, _, _ = sde_lib.likelihood.bits_per_dim(
@@ -142,10 +149,10 @@ class Evaluator:
     losses, bpds = [], []
     for i, batch in enumerate(tqdm.tqdm(self.test_batches(), desc=f'eval {step}',
                                         disable=jax.process_index() != 0)):
-      images, labels, mask = (
-          jax.make_array_from_process_local_data(self.job.sharded, batch[name])
-          for name in ('image', 'label', 'mask'))
-      loss, bpd = self._loss_and_bpd(params, images, labels, mask, jax.random.fold_in(key, i))
+      inputs = {k: jax.make_array_from_process_local_data(self.job.sharded, batch[k])
+                for k in self.job.task.batch_keys}
+      mask = jax.make_array_from_process_local_data(self.job.sharded, batch['mask'])
+      loss, bpd = self._loss_and_bpd(params, inputs, mask, jax.random.fold_in(key, i))
       mask = gather(mask)
       losses.append((float(loss), int(mask.sum())))
       bpds.append(gather(bpd)[mask])
@@ -157,20 +164,20 @@ class Evaluator:
     return metrics
 
   def _feature_extractor(self):
-    """(features_fn, what made them): the digit classifier, or the FID Inception network."""
+    """(features_fn, what made them): the digits classifier (of the digit pairs' two
+    halves), or the FID Inception network."""
     config = self.config
-    if config.data.dataset == 'digits':
+    if config.data.dataset in _DIGIT_FEATURES:
       cache = self.out / 'digits_classifier.npz'
       if cache.exists():
         params = flax.serialization.msgpack_restore(cache.read_bytes())
       else:
-        train = create_dataset(config, self.job.workdir, 'train', self.ev.batch_size)
-        images, labels = _whole_split(train, config)
-        params = evaluation.train_digits_classifier(images, labels, seed=config.seed)
+        params = evaluation.train_digits_classifier(*self._digits_train_split(),
+                                                    seed=config.seed)
         if jax.process_index() == 0:
           cache.write_bytes(flax.serialization.msgpack_serialize(jax.device_get(params)))
-      return (lambda images: evaluation.digits_features(params, images),
-              f'digits classifier (seed {config.seed})')
+      features = _DIGIT_FEATURES[config.data.dataset]
+      return (lambda images: features(params, images), f'digits classifier (seed {config.seed})')
     path = self.ev.inception_weights
     if not path:
       raise JobError('sample-quality metrics need the FID Inception weights: set '
@@ -179,6 +186,18 @@ class Evaluator:
     variables = evaluation.load_inception_params(path)
     return (lambda images: evaluation.inception_features(variables, images * 2.0 - 1.0),
             f'FID Inception {path}')
+
+  def _digits_train_split(self) -> tuple[np.ndarray, np.ndarray]:
+    """The bundled digits' train split in [0, 1] and its labels (of the digit pairs too,
+    whose halves are those digits)."""
+    config, batch = self.config, self.ev.batch_size
+    data = input_pipeline.get_dataset(
+        'digits', 'train', data_dir=data_dir(config, self.job.workdir), image_size=8,
+        centered=False, random_flip=False, uniform_dequantization=False,
+        global_batch_size=batch, seed=config.seed, process_index=jax.process_index(),
+        process_count=jax.process_count())
+    examples = split_images(data, batch)
+    return examples['image'], examples['label']
 
   def features(self):
     """(features_fn, real features [N, D], their labels [N]); the real ones cached in
@@ -211,7 +230,14 @@ class Evaluator:
     requested classes also FD per class and, on the digits (whose feature network
     classifies the same classes), their class accuracy."""
     n = self.ev.num_samples
-    drawn = draw_many(self.job, params, jax.random.fold_in(self.key, 1), n, desc='eval samples')
+    # Text-conditional models (and cascades driven by text) draw one sample per test
+    # caption, whose labels are known.
+    text_job = text_stage(self.job)
+    prompts = (test_prompts(text_job.config, text_job.workdir, n, distinct=False)
+               if text_job.conditioning.text else None)
+    done = draw_cascade(self.job, params, jax.random.fold_in(self.key, 1), n,
+                        desc='eval samples', prompts=prompts)
+    drawn = done.final
     images, labels = drawn.images, drawn.labels
     if labels is not None:
       # Class-conditional draws come in class blocks; the Inception Score's contiguous
@@ -223,11 +249,19 @@ class Evaluator:
     metrics = evaluation.feature_metrics(real, fake_features, fake_logits,
                                          is_splits=min(10, n), seed=self.config.seed,
                                          kid_subset_size=self.ev.kid_subset_size)
-    if labels is not None:
+    if labels is not None and self.config.data.dataset == 'digit_pairs':
+      # 100 ordered pairs: too many for FD per class; whether the prompt was followed, where
+      # the classifier can read the digits (at the full 16x16; see digit_pair_features).
+      if self.config.data.image_size == 16:
+        metrics.update(evaluation.pair_accuracy(fake_logits, labels))
+    elif labels is not None:
       classifies = self.config.data.dataset == 'digits'
       metrics.update(evaluation.class_metrics(real, real_labels, fake_features, labels,
                                               fake_logits if classifies else None))
-    c = self.job.conditioning
+    if done.stages:
+      metrics['consistency_mse'] = consistency_mse(drawn.images, done.stages[-1].images)
+      metrics.update({f'nfe_stage{k}': stage.nfe for k, stage in enumerate(done.stages)})
+    c = text_job.conditioning if prompts else self.job.conditioning
     guided = {'guidance': c.guidance, 'guidance_scale': c.scale} if c.guidance else {}
     return {**metrics, 'num_samples': n, 'nfe': drawn.nfe, 'sampler': self.job.sampler.method,
             **guided}
@@ -242,6 +276,15 @@ class Evaluator:
     if self.ev.enable_sampling:
       metrics.update(self.sample_quality(params))
     return {**metrics, 'step': step, 'seconds': time.monotonic() - started}
+
+
+def consistency_mse(images: np.ndarray, lows: np.ndarray) -> float:
+  """The mean squared error, in [0, 1] units, between uint8 upsampled images [N, H, W, C]
+  downsampled to their low-resolution inputs' size (the upsampler's own downsampling) and
+  those inputs [N, h, w, C]: how faithful a cascade's upsampler is to its base."""
+  down = sde_lib.conditioning.downsample(jnp.asarray(images, jnp.float32) / 255.0,
+                                         lows.shape[1])
+  return float(jnp.mean((down - jnp.asarray(lows, jnp.float32) / 255.0) ** 2))
 
 
 def _eval_steps(job: Job) -> list[int]:

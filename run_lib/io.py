@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import tensorboardX
 import tqdm
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont, features
 
 
 def to_uint8_images(x: jax.Array, centered: bool) -> np.ndarray:
@@ -38,6 +38,28 @@ def save_png(path: pathlib.Path, image: np.ndarray, scale: int = 1) -> None:
   picture.save(path)
 
 
+def save_captioned_png(path: pathlib.Path, grid: np.ndarray, captions, *, scale: int = 1,
+                       tile: int, pad: int = 1) -> None:
+  """A grid of `image_grid` (rows of tiles of side `tile`), scaled, with one caption
+  written to the right of each row, black on white."""
+  picture = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).convert('RGB')
+  picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+  # Text a quarter of a tile high; without FreeType, PIL's fixed 11-pixel bitmap font.
+  size = max(11, tile * scale // 4)
+  font = (ImageFont.load_default(size=size) if features.check('freetype2')
+          else ImageFont.load_default())
+  measure = ImageDraw.Draw(picture)
+  width = max(int(measure.textlength(c, font=font)) for c in captions) + 8
+  captioned = Image.new('RGB', (picture.width + width, picture.height), 'white')
+  captioned.paste(picture, (0, 0))
+  draw = ImageDraw.Draw(captioned)
+  for row, caption in enumerate(captions):
+    middle = (pad + row * (tile + pad) + tile / 2) * scale
+    draw.text((picture.width + 4, middle), caption, fill='black', font=font, anchor='lm')
+  path.parent.mkdir(parents=True, exist_ok=True)
+  captioned.save(path)
+
+
 def png_scale(image_size: int) -> int:
   return max(1, 128 // image_size)
 
@@ -53,6 +75,20 @@ def trajectory_strip(states: np.ndarray, denoised: np.ndarray) -> np.ndarray:
   pairs = np.stack([states, denoised], axis=0)  # [2, F, R, H, W, C]
   return image_grid(pairs.transpose(2, 0, 1, 3, 4, 5).reshape((-1,) + states.shape[2:]),
                     columns=states.shape[0])
+
+
+def cascade_strip(stages: list[np.ndarray], n: int) -> np.ndarray:
+  """The first n samples of each stage of a cascade, one row per stage (base first), each
+  stage's images enlarged (nearest) to the final size.
+
+  Args:
+    stages: uint8 [N, H_k, W_k, C] per stage.
+  """
+  size = stages[-1].shape[1]
+  nearest = lambda images: images[:n][:, (np.arange(size) * images.shape[1]) // size][
+      :, :, (np.arange(size) * images.shape[2]) // size]
+  rows = [nearest(images) for images in stages]
+  return image_grid(np.concatenate(rows), columns=min(n, len(stages[-1])))
 
 
 def write_json(path: pathlib.Path, value) -> None:

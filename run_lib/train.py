@@ -123,13 +123,21 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   started = time.monotonic()
   pending = []  # (last step of a chunk, its metrics on device), checked at logging steps
 
+  truncated, warned = 0, 0  # this host's training captions longer than text.max_len
+
   def flush() -> None:
+    nonlocal warned
     for step, metrics in jax.device_get(pending):
       values = {k: float(np.mean(v)) for k, v in metrics.items()}
       _check_finite(step, values)
     if pending:
       log.scalars(pending[-1][0], values)
     pending.clear()
+    if truncated > warned:
+      logging.warning('%d training captions on this host since step %d were longer than '
+                      'text.max_len=%d tokens and truncated', truncated, start,
+                      config.text.max_len)
+      warned = truncated
 
   def save(step: int, state: TrainState) -> None:
     flush()
@@ -151,6 +159,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
       chunk = min(training.n_jitted_steps, training.n_iters - step)
       steps = range(step, step + chunk)
       local = [next(batches) for _ in steps]
+      if 'truncated' in local[0]:
+        truncated += sum(int(b['truncated'].sum()) for b in local)
       inputs = {k: jax.make_array_from_process_local_data(
           batch_sharding, np.stack([b[k] for b in local])) for k in keys}
       rngs = jnp.stack([jax.random.fold_in(train_key, s) for s in steps])
@@ -177,11 +187,15 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
         drawn = draw(job, state.ema_params, jax.random.fold_in(sample_key, step),
                      config.sampling.batch_size)
         if jax.process_index() == 0:
-          columns = (None if drawn.labels is None  # else one row per class
-                     else job.conditioning.per_row(len(drawn.images)))
-          io.save_png(job.workdir / 'samples' / f'step_{step:08d}.png',
-                      io.image_grid(drawn.images, columns),
-                      scale=io.png_scale(config.data.image_size))
+          columns = job.per_row(len(drawn.images))  # one row per class or caption
+          path, grid = job.workdir / 'samples' / f'step_{step:08d}.png', io.image_grid(
+              drawn.images, columns)
+          scale = io.png_scale(config.data.image_size)
+          if drawn.captions is None:
+            io.save_png(path, grid, scale=scale)
+          else:
+            io.save_captioned_png(path, grid, drawn.captions[::columns], scale=scale,
+                                  tile=config.data.image_size)
       if out_of_time:
         break
   finally:

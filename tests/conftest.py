@@ -3,7 +3,8 @@
 - 4 forced CPU devices, so multi-device code paths are exercised;
 - a persistent compilation cache shared by the session's processes: the job's
   tests compile the same tiny networks in several processes;
-- `data_dir`: the bundled digits, prepared once per session (per pytest worker);
+- `data_dir`: the bundled digits, prepared once per session (per pytest worker), and the
+  digit pairs (`pairs_data_dir`) for the modules that use them;
 - `digits_classifier_trained_once`: the eval's feature classifier trained once per worker.
 """
 
@@ -25,6 +26,16 @@ def data_dir(tmp_path_factory) -> str:
   path = tmp_path_factory.mktemp('data')
   input_pipeline.prepare_digits(path)
   return str(path)
+
+
+@pytest.fixture(scope='session')
+def pairs_data_dir(data_dir) -> str:
+  """The data directory with the digit pairs built too (the eval's digits classifier of
+  pairs trains on the digits beside them)."""
+  import input_pipeline
+
+  input_pipeline.prepare_digit_pairs(data_dir)
+  return data_dir
 
 
 @pytest.fixture(scope='module')

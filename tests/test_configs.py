@@ -1,6 +1,6 @@
 """Every experiment config under configs/: the keys of configs/default.py, a buildable SDE and
 network, valid sampler names, the paper configurations' published parameter counts and the
-measured ones of our conditional CIFAR-10 configurations.
+measured ones of our conditional CIFAR-10 and GLIDE-shaped configurations.
 """
 
 import importlib
@@ -69,13 +69,18 @@ PUBLISHED_PARAMETERS = {
     'subvp/cifar10_ncsnpp_deep_continuous.py': 107_521_411,
 }
 
-# Our own configurations without a published network (conditional CIFAR-10), as measured by
+# Our own configurations without a published network (conditional CIFAR-10, and GLIDE's
+# shapes on our network: every tree of the task, text encoder included), as measured by
 # count_parameters: a guard against unnoticed architecture changes. The class-conditional
 # NCSN++ is VP NCSN++ plus an 11 x 512 label embedding (10 classes and the null class).
+# GLIDE's own code builds 385,030,726 and 398,361,286 (benchmarks/glide_parameters.py; the
+# configs' docstrings account for the difference).
 MEASURED_PARAMETERS = {
     'guided/cifar10_ncsnpp_cfg.py': 62_698_883,
     'guided/cifar10_ve_classifier.py': 25_502_858,
     'guided/cifar10_ve_guided.py': 62_758_915,
+    'text/glide_base64.py': 329_038_723,
+    'text/glide_upsample256.py': 346_412_035,
 }
 
 # (score model sampled with sampling.guidance='classifier', the classifier's config): what
@@ -100,6 +105,17 @@ def flatten(config: ml_collections.ConfigDict, prefix: str = '') -> dict:
   return flat
 
 
+def types(config: ml_collections.ConfigDict, prefix: str = '') -> dict:
+  """The type of every key; a placeholder's (unset, None) is the type it was declared with."""
+  found = {}
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      found.update(types(value, f'{prefix}{key}.'))
+    else:
+      found[prefix + key] = config.get_type(key)
+  return found
+
+
 def test_every_paper_configuration_exists():
   named = {*PUBLISHED_PARAMETERS, *MEASURED_PARAMETERS, *sum(CLASSIFIER_GUIDANCE_PAIRS, ())}
   missing = sorted(named - set(CONFIG_FILES))
@@ -114,30 +130,41 @@ def test_config_has_exactly_the_default_keys_and_types(path):
   assert sorted(values) == sorted(defaults), (
       f'new keys: {sorted(set(values) - set(defaults))}; '
       f'missing keys: {sorted(set(defaults) - set(values))}')
-  wrong_types = {key: (type(values[key]).__name__, type(defaults[key]).__name__)
-                 for key in defaults if type(values[key]) is not type(defaults[key])}
+  expected = types(get_default_config())
+  wrong_types = {key: (type(values[key]).__name__, expected[key].__name__)
+                 for key in defaults
+                 if type(values[key]) is not expected[key]
+                 and not (values[key] is None and defaults[key] is None)}  # unset placeholder
   assert not wrong_types, f'(ours, default) types differ: {wrong_types}'
   config.lock()
   with pytest.raises(AttributeError):
     config.training.batchsize = 64
 
 
+def build_task(config: ml_collections.ConfigDict):
+  """The config's task, as run_lib.Job builds it (a guided config's classifier taken to
+  have model.num_outputs classes)."""
+  sde = run_lib.create_sde(config)
+  model = run_lib.create_model(config)
+  text = run_lib.build.create_text_encoder(config)
+  conditioning = run_lib.build.create_conditioning(config, model, config.model.num_outputs,
+                                                   text=text is not None)
+  return run_lib.build.create_task(config, sde, run_lib.create_parameterization(config, sde),
+                                   model, conditioning, text)
+
+
 _shapes = {}
 
 
 def parameter_shapes(config: ml_collections.ConfigDict) -> dict:
-  """The config's network initialised from shapes only (jax.eval_shape: no memory spent);
-  configs sharing a network share it."""
-  model = run_lib.create_model(config)
-  shape = (1, config.data.image_size, config.data.image_size, config.data.num_channels)
-  key = (repr(model), shape)
+  """The config's task's parameter trees initialised from shapes only (jax.eval_shape: no
+  memory spent); configs sharing a network share them."""
+  task = build_task(config)
+  shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
+  key = (repr(task.model), repr(getattr(task, 'text', None)), task.name,
+         getattr(task, 'low_size', 0), task.batch_keys, shape)
   if key not in _shapes:
-    # As run_lib.state.init_state: a class-conditional network makes its label embedding
-    # only when given labels.
-    labels = ({'class_labels': jnp.zeros((1,), jnp.int32)} if config.model.num_classes > 0
-              else {})
-    _shapes[key] = jax.eval_shape(lambda: model.init(
-        jax.random.key(0), jnp.zeros(shape), jnp.ones((1,)), **labels))['params']
+    _shapes[key] = jax.eval_shape(lambda: task.init(jax.random.key(0), shape))
   return _shapes[key]
 
 
@@ -152,21 +179,24 @@ def test_config_builds_its_sde_network_parameterisation_and_sampler(path):
   assert sde.N == config.sde.N
   params = parameter_shapes(config)
   assert jax.tree.leaves(params)
-  param = run_lib.create_parameterization(config, sde)
   sampler = run_lib.create_sampler(config, sde)
   assert sampler.method in sampling.SAMPLERS
+  task = build_task(config)
   # The score function of the initialised network runs at the sampler's first time (a
-  # classifier's logits, at the time input of its SDE).
-  shape = (2, config.data.image_size, config.data.image_size, config.data.num_channels)
+  # classifier's logits, at the time input of its SDE; an upsampler's given its input).
+  size, channels = config.data.image_size, config.data.num_channels
+  shape = (2, size, size, channels)
+  x = jax.ShapeDtypeStruct(shape, jnp.float32)
+  t = jnp.full((2,), sde.T)
   if config.training.task == 'classifier':
-    logits = jax.eval_shape(lambda p, x: models.net_fn(run_lib.create_model(config), p)(
-        x, param.time_condition(sde, jnp.full((2,), sde.T))), params,
-        jax.ShapeDtypeStruct(shape, jnp.float32))
+    logits = jax.eval_shape(lambda p, x: task.logits_fn(p)(x, t), params, x)
     assert logits.shape == (2, config.model.num_outputs)
     return
-  score = jax.eval_shape(lambda p, x: param.score_fn(sde, models.net_fn(
-      run_lib.create_model(config), p))(x, jnp.full((2,), sde.T)), params,
-      jax.ShapeDtypeStruct(shape, jnp.float32))
+  inputs = {}
+  if config.training.task == 'super_resolution':
+    low = jnp.zeros((2, config.conditioning.low_size, config.conditioning.low_size, channels))
+    inputs = task.sampling_inputs(jax.random.key(0), low, size)
+  score = jax.eval_shape(lambda p, x: task.score_fn(p, **inputs)(x, t), params, x)
   assert score.shape == shape
 
 

@@ -8,6 +8,7 @@ import sklearn.datasets
 from flax import traverse_util
 
 import evaluation
+import input_pipeline
 from evaluation import EvaluationError
 
 
@@ -385,3 +386,30 @@ def test_class_metrics_score_each_drawn_class_against_its_real_images():
   np.testing.assert_allclose(metrics['accuracy'],
                              (metrics['accuracy_class0'] + metrics['accuracy_class2']) / 2)
   assert 'accuracy' not in evaluation.class_metrics(real, real_labels, fake, fake_labels)
+
+
+def test_pair_features_read_the_two_digits_of_the_pairs_in_order(pairs_data_dir,
+                                                                 digits_classifier):
+  data = input_pipeline.get_dataset(
+      'digit_pairs', 'test', data_dir=pairs_data_dir, image_size=16, centered=False,
+      random_flip=False, uniform_dequantization=False, global_batch_size=200, seed=0)
+  batch = next(data.epoch(200))
+  images, labels = batch['image'], batch['label']
+  features, logits = evaluation.digit_pair_features(digits_classifier, images)
+  assert features.shape == (200, 128) and logits.shape == (200, 100)
+  # The joint log-probabilities are those of two independent halves: they normalise.
+  np.testing.assert_allclose(jax.scipy.special.logsumexp(logits, axis=1), 0.0, atol=1e-4)
+  real = evaluation.pair_accuracy(logits, labels)
+  assert real['prompt_accuracy'] > 0.85 and min(real['left_accuracy'],
+                                                real['right_accuracy']) > 0.92
+  swapped = evaluation.pair_accuracy(logits, 10 * (labels % 10) + labels // 10)
+  different = labels // 10 != labels % 10
+  assert swapped['prompt_accuracy'] < 0.15 + np.mean(~different)
+  # An 8x8 rendering (the base stage's size), upsampled, is a feature space for FD only:
+  # the classifier of sharp 8x8 digits cannot read its blurred halves.
+  small = input_pipeline.get_dataset(
+      'digit_pairs', 'test', data_dir=pairs_data_dir, image_size=8, centered=False,
+      random_flip=False, uniform_dequantization=False, global_batch_size=200, seed=0)
+  small_features, _ = evaluation.digit_pair_features(digits_classifier,
+                                                     next(small.epoch(200))['image'])
+  assert small_features.shape == (200, 128)

@@ -183,7 +183,8 @@ def test_a_dropped_batch_trains_the_null_embedding_and_a_kept_one_the_classes():
     (digits_cfg.get_config, {'model.name': 'ncsnv2_64'},
      "model 'ncsnv2_64' has no class conditioning (model.num_classes must be 0)"),
     (digits_classifier.get_config, {'training.task': 'segmentation'},
-     "unknown training.task 'segmentation'; known: ['diffusion', 'classifier']"),
+     "unknown training.task 'segmentation'; known: ['diffusion', 'super_resolution', "
+     "'classifier']"),
     (digits_classifier.get_config, {'model.name': 'ncsnv2_64'},
      "training.task='classifier' builds on the ncsnpp encoder"),
     (digits_classifier.get_config, {'model.num_classes': 10},
@@ -310,10 +311,10 @@ def test_class_blocked_draws_are_shuffled_before_the_inception_scores_splits(
   evaluator = run_lib.Evaluator(run_lib.Job(config, str(trained)))
   labels = np.repeat(np.arange(10), 50)
   images = np.broadcast_to(labels[:, None, None, None], (500, 8, 8, 1)).astype(np.uint8)
-  # run_lib's `evaluate` and `sample` name functions; their modules hold draw_many and Drawn.
+  # run_lib's `evaluate` and `sample` name functions; their modules hold draw_cascade, Drawn.
   evaluate_module, sample_module = (sys.modules[f'run_lib.{m}'] for m in ('evaluate', 'sample'))
-  monkeypatch.setattr(evaluate_module, 'draw_many',
-                      lambda *a, **k: sample_module.Drawn(images, 1, None, labels))
+  monkeypatch.setattr(evaluate_module, 'draw_cascade', lambda *a, **k: sample_module.Cascaded(
+      sample_module.Drawn(images, 1, None, labels), ()))
   seen = []
 
   def features_fn(x):
