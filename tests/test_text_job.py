@@ -4,6 +4,7 @@ and eval, and their bad input."""
 
 import dataclasses
 import json
+import logging
 import pathlib
 import subprocess
 import sys
@@ -33,14 +34,33 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def text_config(data_dir: str, module=digit_pairs, **sampling_options):
   config = module.get_config('tiny')
   config.data.data_dir = data_dir
+  config.text.max_len = 16
   config.sampling.update(sampling_options)
   return config
 
 
+class _Warnings(logging.Handler):
+  def __init__(self):
+    super().__init__(logging.WARNING)
+    self.messages = []
+
+  def emit(self, record):
+    self.messages.append(record.getMessage())
+
+
+TRAINING_WARNINGS = _Warnings()
+
+
 @pytest.fixture(scope='module')
 def text_trained(tmp_path_factory, pairs_data_dir) -> pathlib.Path:
+  """A 2-step text run whose captions longer than 15 bytes (most) were truncated."""
   workdir = tmp_path_factory.mktemp('text')
-  run_lib.train(text_config(pairs_data_dir), str(workdir))
+  logger = logging.getLogger('absl')
+  logger.addHandler(TRAINING_WARNINGS)
+  try:
+    run_lib.train(text_config(pairs_data_dir), str(workdir))
+  finally:
+    logger.removeHandler(TRAINING_WARNINGS)
   return workdir
 
 
@@ -55,29 +75,22 @@ def test_training_reads_captions_with_its_own_encoder_tree(text_trained, pairs_d
   assert grid.width > 2 * io.png_scale(8) * (1 * 9 + 1)
 
 
-def _max_len(config, n):
-  config.text.max_len = n
-  return config
-
-
-def test_truncated_captions_are_counted_in_the_log(tmp_path, pairs_data_dir, caplog):
-  config = _max_len(text_config(pairs_data_dir), 8)
-  config.training.update(n_iters=1, snapshot_sampling=False, eval_freq=100)
-  run_lib.train(config, str(tmp_path))
-  # Every digit pair caption has more than 7 bytes: all 8 of the batch were truncated.
-  assert ('8 training captions on this host since step 0 were longer than text.max_len=8'
-          in caplog.text)
+def test_truncated_captions_are_counted_in_the_log(text_trained):
+  # 8 captions a step, each logging step the count so far; a caption has 15 to 29 bytes.
+  counts = [int(m.split()[0]) for m in TRAINING_WARNINGS.messages
+            if 'were longer than text.max_len=16 tokens and truncated' in m]
+  assert counts and counts == sorted(counts) and 8 < counts[-1] <= 16
 
 
 def test_sample_draws_the_captions_of_a_file_one_row_each(text_trained, pairs_data_dir,
                                                            tmp_path):
   captions = tmp_path / 'prompts.txt'
-  captions.write_text('3 to the left of 7\n\nleft 1, right 2\n')
+  captions.write_text('left 3, right 7\n\nleft 1, right 2\n')
   config = text_config(pairs_data_dir, captions_file=str(captions), num_samples=4,
                                 guidance_scale=3.0)
   images = run_lib.sample(config, str(text_trained))
   saved = np.load(text_trained / 'samples' / 'samples_00000002.npz')
-  assert saved['captions'].tolist() == ['3 to the left of 7'] * 2 + ['left 1, right 2'] * 2
+  assert saved['captions'].tolist() == ['left 3, right 7'] * 2 + ['left 1, right 2'] * 2
   np.testing.assert_array_equal(saved['images'], images)
   assert images.shape == (4, 8, 8, 1)
   grid = Image.open(text_trained / 'samples' / 'samples_00000002.png')
@@ -139,7 +152,8 @@ def _write(path: pathlib.Path, text: str) -> str:
     ('', 'has no captions'),
     ('\n  \n', 'has no captions'),
     ('a\nb\nc\nd\ne\n', 'has 5 captions but sampling.num_samples=4 draws only the first 4'),
-    ('3 to the left of 7, then one more digit\n', 'caption on line 1'),
+    ('3 to the left of 7\n', 'caption on line 1 .* has 18 bytes; the model reads at most '
+                              'text.max_len - 1 = 15'),
 ])
 def test_bad_caption_files_name_the_problem(text_trained, pairs_data_dir, tmp_path, lines,
                                             message):
@@ -301,13 +315,13 @@ def test_a_base_without_a_checkpoint_is_refused(cascade, data_dir, tmp_path):
 def test_a_text_cascade_draws_its_captions_through_both_stages(text_trained, pairs_data_dir,
                                                                tmp_path):
   config = text_config(pairs_data_dir, digit_pairs_sr)
-  config.training.n_iters = 1
+  config.training.update(n_iters=1, snapshot_sampling=False, eval_freq=100)
   run_lib.train(config, str(tmp_path))
   captions = tmp_path / 'prompts.txt'
-  captions.write_text('3 to the left of 7\nleft 1, right 2\n')
+  captions.write_text('left 3, right 7\nleft 1, right 2\n')
   config.sampling.update(cascade_from=str(text_trained), captions_file=str(captions),
                          method='ddim', n_steps=2, num_samples=4)
   images = run_lib.sample(config, str(tmp_path))
   saved = np.load(tmp_path / 'samples' / 'samples_00000001.npz')
   assert images.shape == (4, 16, 16, 1) and saved['stage0_images'].shape == (4, 8, 8, 1)
-  assert saved['captions'].tolist() == ['3 to the left of 7'] * 2 + ['left 1, right 2'] * 2
+  assert saved['captions'].tolist() == ['left 3, right 7'] * 2 + ['left 1, right 2'] * 2
