@@ -1,0 +1,177 @@
+"""Text to image on the digit pairs: does a generated pair show the prompt's two digits,
+in the prompt's order, against the guidance scale; and a cascade (8x8 base + 8 -> 16
+upsampler) against a single-stage 16x16 model trained for the same wall time.
+
+Three workdirs, trained first (BENCHMARKS.md, "Text to image on the digit pairs"):
+  base    configs/text/digit_pairs.py (8x8, text);
+  sr      configs/text/digit_pairs_sr.py (8 -> 16, text, noise-conditioning augmentation);
+  single  configs/text/digit_pairs_16.py (16x16, text, one stage).
+For each scale of --scales (classifier-free guidance on the captions; the upsampler's own
+scale is --sr-scale, its augmentation level --aug-level), each model draws one sample per held-out test caption (the first
+--num-samples test examples, whose captions no training example has) with the sampler of
+--method / --n-steps / --schedule in every stage. The digits feature classifier (trained
+on the digits' train split, as `--mode eval` does) reads each half of a 16x16 pair: 'prompt'
+is the fraction whose two digits are both the prompt's (the base's 8x8 pairs are too
+blurred for it: their FD only, in the features of their bilinear upsampling), 'shuffled' the same images judged against the captions of a random
+permutation of the prompts (a control that must fall to chance, ~1%). FD is in those
+features (two halves side by side) against the test split; 'consistency' is the cascade's
+mean squared error between its upsampled images, downsampled, and the base's samples.
+Seconds per sample: a second (compiled) draw of --time-batch samples, all stages.
+
+  python benchmarks/text_digits.py --base-workdir workdir/pairs --sr-workdir workdir/pairs_sr \\
+      --single-workdir workdir/pairs_16 --plot benchmarks/text_digits.png
+
+The markdown table goes to stdout, progress to stderr.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import jax
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import evaluation  # noqa: E402
+import run_lib  # noqa: E402
+from configs.text import digit_pairs, digit_pairs_16, digit_pairs_sr  # noqa: E402
+from run_lib.build import test_prompts  # noqa: E402
+from run_lib.evaluate import Evaluator, consistency_mse  # noqa: E402
+from run_lib.sample import draw_cascade  # noqa: E402
+
+CONFIGS = {'base': digit_pairs, 'cascade': digit_pairs_sr, 'single': digit_pairs_16}
+
+
+def _config(model: str, args, scale: float):
+  config = CONFIGS[model].get_config(args.variant)
+  config.sampling.update(method=args.method, n_steps=args.n_steps, schedule=args.schedule,
+                         guidance_scale=args.sr_scale if model == 'cascade' else scale)
+  config.eval.num_samples = args.num_samples
+  if model == 'cascade':
+    config.conditioning.aug_level = args.aug_level
+    config.sampling.cascade_from = args.base_workdir
+    config.sampling.base_overrides = (
+        f'sampling.guidance_scale={scale},sampling.method={args.method},'
+        f'sampling.n_steps={args.n_steps},sampling.schedule={args.schedule}')
+  if args.data_dir:
+    config.data.data_dir = args.data_dir
+  return config
+
+
+def _steps(workdir: str) -> int:
+  """The training steps of a workdir's latest checkpoint, from its log."""
+  lines = (pathlib.Path(workdir) / 'log.jsonl').read_text().splitlines()
+  return json.loads(lines[-1])['step']
+
+
+def measure(model: str, workdir: str, args) -> list[dict]:
+  rows = []
+  for scale in args.scales:
+    job = run_lib.Job(_config(model, args, scale), workdir)
+    state = job.restore()
+    if state is None:
+      raise SystemExit(f'error: no checkpoint in {workdir}; train it first')
+    evaluator = Evaluator(job)
+    text_job = job if job.conditioning.text else job.base.job
+    prompts = test_prompts(text_job.config, text_job.workdir, args.num_samples, distinct=False)
+    done = draw_cascade(job, state.ema_params, jax.random.key(0), args.num_samples,
+                        prompts=prompts)
+    features_fn, real, _ = evaluator.features()
+    fake, logits = (np.asarray(a) for a in features_fn(done.final.images / 255.0))
+    shuffled = np.random.default_rng(0).permutation(prompts.labels)
+    metrics = evaluation.feature_metrics(real, fake, logits, is_splits=10, seed=0,
+                                         kid_subset_size=job.config.eval.kid_subset_size)
+    row = {'model': model, 'scale': scale, 'fd': metrics['fd'],
+           'nfe': ' + '.join(str(d.nfe) for d in done.stages + (done.final,))}
+    if done.final.images.shape[1] == 16:  # the classifier cannot read 8x8 pairs
+      row['prompt'] = evaluation.pair_accuracy(logits, prompts.labels)['prompt_accuracy']
+      row['shuffled'] = evaluation.pair_accuracy(logits, shuffled)['prompt_accuracy']
+    if done.stages:
+      row['consistency'] = consistency_mse(done.final.images, done.stages[-1].images)
+    start = time.perf_counter()
+    draw_cascade(job, state.ema_params, jax.random.key(1), args.time_batch, prompts=prompts)
+    row['seconds'] = (time.perf_counter() - start) / args.time_batch
+    print(json.dumps(row), file=sys.stderr, flush=True)
+    rows.append(row)
+  return rows
+
+
+def table(rows: list[dict], trained: dict) -> str:
+  lines = ['| model | trained | scale s | prompt accuracy | shuffled control | FD | '
+           'consistency MSE | NFE | s / sample |', '|---|---|---|---|---|---|---|---|---|']
+  for r in rows:
+    consistency = f"{r['consistency']:.4f}" if 'consistency' in r else ''
+    prompt, shuffled = ((f"{100 * r['prompt']:.1f}%", f"{100 * r['shuffled']:.1f}%")
+                        if 'prompt' in r else ('', ''))
+    lines.append(f"| {r['model']} | {trained[r['model']]} | {r['scale']:g} | {prompt} | "
+                 f"{shuffled} | {r['fd']:.2f} | {consistency} | {r['nfe']} | "
+                 f"{r['seconds']:.4f} |")
+  return '\n'.join(lines)
+
+
+def plot(rows: list[dict], path: str) -> None:
+  import matplotlib  # noqa: PLC0415 (only for --plot)
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # noqa: PLC0415
+
+  fig, (acc, fd) = plt.subplots(1, 2, figsize=(9, 3.6))
+  labels = {'base': 'base alone (8x8)', 'cascade': 'cascade (8x8 -> 16x16)',
+            'single': 'single stage (16x16)'}
+  for model, label in labels.items():
+    mine = [r for r in rows if r['model'] == model]
+    if not mine:
+      continue
+    scales = [r['scale'] for r in mine]
+    if 'prompt' in mine[0]:
+      acc.plot(scales, [100 * r['prompt'] for r in mine], 'o-', label=label)
+      acc.plot(scales, [100 * r['shuffled'] for r in mine], 'x:',
+               color=acc.lines[-1].get_color())
+    fd.plot(scales, [r['fd'] for r in mine], 'o-', label=label)
+  acc.set(xlabel='guidance scale s', ylabel='both digits as prompted (%)',
+          title='held-out captions (x: shuffled control)')
+  fd.set(xlabel='guidance scale s', ylabel='FD (digit classifier, both halves)')
+  acc.legend(fontsize=7)
+  fd.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--base-workdir', default='workdir/pairs')
+  parser.add_argument('--sr-workdir', default='workdir/pairs_sr')
+  parser.add_argument('--single-workdir', default='workdir/pairs_16')
+  parser.add_argument('--data-dir', default='', help="data.data_dir ('': the workdir's)")
+  parser.add_argument('--scales', type=float, nargs='+', default=[1, 2, 3, 5])
+  parser.add_argument('--sr-scale', type=float, default=1.0,
+                      help="the upsampler's guidance scale (GLIDE's notebook: 1)")
+  parser.add_argument('--aug-level', type=float, default=0.2,
+                      help="the upsampler's noise-conditioning augmentation level s / T")
+  parser.add_argument('--num-samples', type=int, default=500)
+  parser.add_argument('--time-batch', type=int, default=64)
+  parser.add_argument('--method', default='dpm_solver_pp')
+  parser.add_argument('--n-steps', type=int, default=20)
+  parser.add_argument('--schedule', default='logsnr')
+  parser.add_argument('--models', nargs='+', default=list(CONFIGS), choices=list(CONFIGS))
+  parser.add_argument('--plot', default='')
+  parser.add_argument('--variant', default='', help="the configs' variant ('tiny': a smoke run)")
+  args = parser.parse_args()
+  workdirs = {'base': args.base_workdir, 'cascade': args.sr_workdir,
+              'single': args.single_workdir}
+  trained = {model: f'{_steps(workdirs[model])} steps' for model in args.models}
+  if 'cascade' in trained:
+    trained['cascade'] = f'{_steps(args.base_workdir)} + {trained["cascade"]}'
+  rows = []
+  for model in args.models:
+    rows += measure(model, workdirs[model], args)
+  print(f"`python {' '.join(sys.argv)}`\n")
+  print(table(rows, trained))
+  if args.plot:
+    plot(rows, args.plot)
+
+
+if __name__ == '__main__':
+  main()
