@@ -175,10 +175,13 @@ def get_default_config() -> ml_collections.ConfigDict:
   conditioning.label_dropout = 0.0  # P(label -> the null class): classifier-free guidance
   conditioning.caption_dropout = 0.0  # P(caption -> the empty caption); GLIDE: 0.2
   # training.task='super_resolution': the side of the low-resolution input, and its noise
-  # augmentation level s / T when sampling (Ho et al. 2021; training draws s ~ U[0, T]).
-  # 0.2: imagen-pytorch's lowres_sample_noise_level; Imagen samples at 0.1-0.3.
+  # augmentation level s / T when sampling (Ho et al. 2021), drawn ~ U[0, aug_max] in
+  # training (1: as imagen-pytorch). 0.2: imagen-pytorch's lowres_sample_noise_level;
+  # Imagen samples at 0.1-0.3. Short runs learn to read a noisy input slowly (measured in
+  # tasks/super_resolution.py): aug_max 0 trains the plain upsampler.
   conditioning.low_size = 0
   conditioning.aug_level = 0.2
+  conditioning.aug_max = 1.0
 
   config.eval = evaluate = ml_collections.ConfigDict()
   evaluate.begin_ckpt = 0  # 0: the latest checkpoint only

@@ -475,10 +475,12 @@ def create_task(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
     if not 1 <= c.low_size < size:
       raise ValueError(f"training.task='super_resolution' needs conditioning.low_size in "
                        f'[1, data.image_size={size}), got {c.low_size}')
-    if not 0.0 <= c.aug_level <= 1.0:
-      raise ValueError(f'conditioning.aug_level must be in [0, 1] (a fraction of T), got '
-                       f'{c.aug_level}')
-    stage = dict(low_size=int(c.low_size), aug_level=float(c.aug_level))
+    for key in ('aug_level', 'aug_max'):
+      if not 0.0 <= c[key] <= 1.0:
+        raise ValueError(f'conditioning.{key} must be in [0, 1] (a fraction of T), got '
+                         f'{c[key]}')
+    stage = dict(low_size=int(c.low_size), aug_level=float(c.aug_level),
+                 aug_max=float(c.aug_max))
   elif c.low_size or config.sampling.cascade_from:
     raise ValueError("conditioning.low_size and sampling.cascade_from need training.task="
                      "'super_resolution'")

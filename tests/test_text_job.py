@@ -181,6 +181,7 @@ def test_a_missing_caption_file_is_named(text_trained, pairs_data_dir, tmp_path)
     (digit_pairs, {'model.name': 'ncsnv2_64'}, 'needs a network with attention layers'),
     (digit_pairs_sr, {'conditioning.low_size': 16}, 'conditioning.low_size in [1, data.image_size'),
     (digit_pairs_sr, {'conditioning.aug_level': 2.0}, 'aug_level must be in [0, 1]'),
+    (digit_pairs_sr, {'conditioning.aug_max': -0.1}, 'aug_max must be in [0, 1]'),
     (digit_pairs_sr, {'sampling.task': 'inpaint'}, 'not a training.task=.super_resolution'),
     (digits_vp, {'conditioning.low_size': 4}, "need training.task='super_resolution'"),
 ])

@@ -5,6 +5,8 @@ closed form. A stand-in network that reads the task's conditioning inputs (the u
 low-resolution channels and the level's time input) and returns the exact conditional
 score lets the samplers recover those conditionals."""
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -118,7 +120,7 @@ def test_sampling_inputs_diffuse_the_low_image_to_the_configured_level():
 
 
 def test_training_conditions_draw_the_level_uniformly_and_diffuse_the_downsampled_image():
-  task = _task()
+  task = _task()  # aug_max = 1: s ~ U[0, T]
   images = jnp.broadcast_to(jnp.asarray(MEAN, jnp.float32).reshape(1, HI, HI, 1),
                             (N, HI, HI, 1))
   batch = task.conditions(jax.random.key(4), {'image': images}, train=True)
@@ -131,3 +133,6 @@ def test_training_conditions_draw_the_level_uniformly_and_diffuse_the_downsample
   # The test loss draws its levels the same way (augmentation is not training-only).
   test = task.conditions(jax.random.key(4), {'image': images}, train=False)
   np.testing.assert_array_equal(test['aug_level'], batch['aug_level'])
+  capped = dataclasses.replace(task, aug_max=0.25).conditions(jax.random.key(4),
+                                                              {'image': images}, train=True)
+  np.testing.assert_allclose(capped['aug_level'], 0.25 * batch['aug_level'], rtol=1e-5)
