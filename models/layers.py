@@ -199,11 +199,31 @@ class Downsample(nn.Module):
                              kernel_init=default_init())(x)
 
 
+def _condition(h: jax.Array, temb: jax.Array | None, act: Activation,
+               scale_shift: bool) -> jax.Array:
+  """A residual block's GroupNorm after its first convolution, conditioned on the embedding
+  temb [B, E]: Song et al.'s h + Dense(temb) before the norm, or ADM's scale-shift norm
+  GroupNorm(h) (1 + scale) + shift (Dhariwal & Nichol 2021; GLIDE's and the cascades'
+  blocks), which lets the embedding gate features multiplicatively, e.g. mute a
+  super-resolution input whose noise level it carries."""
+  out_ch = h.shape[-1]
+  if temb is None:
+    return group_norm(out_ch)(h)
+  if not scale_shift:
+    h = h + nn.Dense(out_ch, kernel_init=default_init())(act(temb))[:, None, None, :]
+    return group_norm(out_ch)(h)
+  scale, shift = jnp.split(
+      nn.Dense(2 * out_ch, kernel_init=default_init())(act(temb))[:, None, None, :], 2, axis=-1)
+  return group_norm(out_ch)(h) * (1.0 + scale) + shift
+
+
 class ResnetBlockDDPM(nn.Module):
   """DDPM's residual block (also DDPM++'s, with skip_rescale).
 
   GroupNorm -> act -> conv3x3 -> + Dense(temb) -> GroupNorm -> act -> dropout ->
-  conv3x3 (init_scale), plus a NIN or 3x3-conv shortcut when channels change.
+  conv3x3 (init_scale), plus a NIN or 3x3-conv shortcut when channels change. With
+  scale_shift the embedding scales and shifts the second GroupNorm's output instead
+  (`_condition`).
   """
 
   act: Activation
@@ -212,15 +232,15 @@ class ResnetBlockDDPM(nn.Module):
   dropout: float = 0.1
   skip_rescale: bool = False
   init_scale: float = 0.0
+  scale_shift: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, temb: jax.Array | None = None, train: bool = True):
     c = x.shape[-1]
     out_ch = self.out_ch or c
     h = conv3x3(out_ch)(self.act(group_norm(c)(x)))
-    if temb is not None:
-      h = h + nn.Dense(out_ch, kernel_init=default_init())(self.act(temb))[:, None, None, :]
-    h = nn.Dropout(self.dropout)(self.act(group_norm(out_ch)(h)), deterministic=not train)
+    h = _condition(h, temb, self.act, self.scale_shift)
+    h = nn.Dropout(self.dropout)(self.act(h), deterministic=not train)
     h = conv3x3(out_ch, init_scale=self.init_scale)(h)
     if c != out_ch:
       x = conv3x3(out_ch)(x) if self.conv_shortcut else NIN(out_ch)(x)
@@ -228,7 +248,8 @@ class ResnetBlockDDPM(nn.Module):
 
 
 class ResnetBlockBigGAN(nn.Module):
-  """BigGAN's residual block as in NCSN++: resampling inside the block, 1x1 shortcut."""
+  """BigGAN's residual block as in NCSN++: resampling inside the block, 1x1 shortcut; the
+  embedding enters as in ResnetBlockDDPM."""
 
   act: Activation
   up: bool = False
@@ -239,6 +260,7 @@ class ResnetBlockBigGAN(nn.Module):
   fir_kernel: Sequence[int] = (1, 3, 3, 1)
   skip_rescale: bool = True
   init_scale: float = 0.0
+  scale_shift: bool = False
 
   def _resample(self, x: jax.Array) -> jax.Array:
     if self.up:
@@ -256,9 +278,8 @@ class ResnetBlockBigGAN(nn.Module):
     h = self._resample(self.act(group_norm(c)(x)))
     x = self._resample(x)
     h = conv3x3(out_ch)(h)
-    if temb is not None:
-      h = h + nn.Dense(out_ch, kernel_init=default_init())(self.act(temb))[:, None, None, :]
-    h = nn.Dropout(self.dropout)(self.act(group_norm(out_ch)(h)), deterministic=not train)
+    h = _condition(h, temb, self.act, self.scale_shift)
+    h = nn.Dropout(self.dropout)(self.act(h), deterministic=not train)
     h = conv3x3(out_ch, init_scale=self.init_scale)(h)
     if c != out_ch or self.up or self.down:
       x = conv1x1(out_ch)(x)

@@ -71,6 +71,9 @@ class NCSNpp(nn.Module):
     embedding_type: 'fourier' (of log sigma) or 'positional' (of a timestep).
     fourier_scale: std of the Fourier frequencies.
     init_scale: init scale of every block's last layer (0 starts near zero).
+    scale_shift_norm: the embedding scales and shifts each residual block's second
+      GroupNorm (ADM's use_scale_shift_norm, as GLIDE and cascaded models) instead of being
+      added before it (Song et al.).
     nonlinearity: one of ACTIVATIONS.
     centered: inputs already lie in [-1, 1]; otherwise [0, 1] is mapped there.
     num_classes: number of classes for label conditioning, or None.
@@ -93,6 +96,7 @@ class NCSNpp(nn.Module):
   embedding_type: str = 'fourier'
   fourier_scale: float = 16.0
   init_scale: float = 0.0
+  scale_shift_norm: bool = False
   nonlinearity: str = 'swish'
   centered: bool = True
   num_classes: int | None = None
@@ -150,11 +154,12 @@ class NCSNpp(nn.Module):
     resample = dict(fir=self.fir, fir_kernel=self.fir_kernel)
     if self.resblock_type == 'ddpm':
       resblock = functools.partial(layers.ResnetBlockDDPM, act=act, dropout=self.dropout,
-                                   init_scale=self.init_scale, skip_rescale=self.skip_rescale)
+                                   init_scale=self.init_scale, skip_rescale=self.skip_rescale,
+                                   scale_shift=self.scale_shift_norm)
     else:
       resblock = functools.partial(layers.ResnetBlockBigGAN, act=act, dropout=self.dropout,
                                    init_scale=self.init_scale, skip_rescale=self.skip_rescale,
-                                   **resample)
+                                   scale_shift=self.scale_shift_norm, **resample)
 
     def skip_sum(a, b):
       return (a + b) / np.sqrt(2.0) if self.skip_rescale else a + b

@@ -311,3 +311,41 @@ def test_init_and_apply_run_data_parallel_on_several_devices(name):
       jax.tree.map(np.asarray, params), np.asarray(x), np.asarray(t))
   np.testing.assert_allclose(sharded, single, rtol=1e-4, atol=1e-5)
   assert single.shape == x.shape and bool(jnp.all(jnp.isfinite(single)))
+
+
+def _np_group_norm(h, scale, bias, groups, eps=1e-6):
+  b, height, width, c = h.shape
+  g = h.reshape(b, height, width, groups, c // groups)
+  mean = g.mean(axis=(1, 2, 4), keepdims=True)
+  var = g.var(axis=(1, 2, 4), keepdims=True)
+  return ((g - mean) / np.sqrt(var + eps)).reshape(h.shape) * scale + bias
+
+
+@pytest.mark.parametrize('block', [layers.ResnetBlockDDPM, layers.ResnetBlockBigGAN])
+def test_scale_shift_norm_scales_and_shifts_the_second_norm_by_the_embedding(block):
+  # ADM's block: GroupNorm(h) (1 + scale) + shift, (scale, shift) = Dense(act(temb)); the
+  # additive block's parameters are untouched by the option's existence.
+  x = np.random.default_rng(0).normal(size=(2, 4, 4, 8)).astype(np.float32)
+  temb = np.random.default_rng(1).normal(size=(2, 16)).astype(np.float32)
+  module = block(act=jax.nn.swish, out_ch=8, dropout=0.0, init_scale=1.0, scale_shift=True)
+  params = module.init(_key(), x, temb, train=False)['params']
+  assert params['Dense_0']['kernel'].shape == (16, 16)
+  plain = block(act=jax.nn.swish, out_ch=8, dropout=0.0, init_scale=1.0)
+  assert plain.init(_key(), x, temb, train=False)['params']['Dense_0']['kernel'].shape == (16, 8)
+
+  def conv(h, p):  # 3x3, 'SAME'
+    return np.asarray(jax.lax.conv_general_dilated(
+        h, p['kernel'], (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))) + p['bias']
+
+  swish = lambda v: v / (1 + np.exp(-v))
+  gn = lambda h, p: _np_group_norm(h, np.asarray(p['scale']), np.asarray(p['bias']), 2)
+  dense = params['Dense_0']
+  scale, shift = np.split(swish(temb) @ np.asarray(dense['kernel']) + np.asarray(dense['bias']),
+                          2, axis=-1)
+  h = conv(swish(gn(x, params['GroupNorm_0'])), params['Conv_0'])
+  h = gn(h, params['GroupNorm_1']) * (1 + scale[:, None, None]) + shift[:, None, None]
+  h = conv(swish(h), params['Conv_1'])
+  skip_rescale = block is layers.ResnetBlockBigGAN
+  expected = (x + h) / np.sqrt(2.0) if skip_rescale else x + h
+  out = module.apply({'params': params}, x, temb, train=False)
+  np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
