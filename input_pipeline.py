@@ -18,7 +18,7 @@ Preprocessing follows Song et al.'s score_sde `datasets.py`: decode to float in 
 (x / 255); central 140x140 crop for CelebA; resize with antialiased bilinear interpolation
 (PIL on float32 channels, equal to `tf.image.resize(..., antialias=True)` to float rounding;
 non-square images are centre-cropped to a square first instead of being squashed); random
-horizontal flip; uniform dequantisation `(x * 255 + U[0, 1)) / 256`; then `2 x - 1` if
+horizontal flip; uniform dequantisation `(x (levels - 1) + U[0, 1)) / levels`; then `2 x - 1` if
 `centered`.
 
 `'digits'` is scikit-learn's 8x8 handwritten digits, built offline into the data directory
@@ -494,9 +494,10 @@ def preprocess(record: dict[str, Any], *, image_size: int, crop: int | None,
 
 def augment(
     example: Example, rng: np.random.Generator, *, random_flip: bool,
-    uniform_dequantization: bool,
+    uniform_dequantization: bool, levels: int = 256,
 ) -> Example:
-  """Random horizontal flip, then uniform dequantisation (x * 255 + U[0, 1)) / 256.
+  """Random horizontal flip, then uniform dequantisation (x (levels - 1) + U[0, 1)) / levels
+  of images of `levels` grey levels k / (levels - 1).
 
   An example with captions [K] (see `preprocess`) keeps one of them, drawn uniformly, as
   captions [1].
@@ -507,7 +508,7 @@ def augment(
   if random_flip and flip:
     image = image[:, ::-1]
   if uniform_dequantization:
-    image = (image * 255 + rng.random(image.shape, dtype=np.float32)) / 256
+    image = (image * (levels - 1) + rng.random(image.shape, dtype=np.float32)) / levels
   example = {**example, 'image': image}
   if 'captions' in example:
     # Drawn last, so that the images are the same with captions or without.
@@ -924,6 +925,7 @@ def get_dataset(
     random_flip: bool,
     uniform_dequantization: bool,
     global_batch_size: int,
+    levels: int = 256,
     seed: int,
     process_index: int = 0,
     process_count: int = 1,
@@ -943,7 +945,8 @@ def get_dataset(
     image_size: side of the square images returned.
     centered: scale images to [-1, 1] instead of [0, 1].
     random_flip: flip training images horizontally with probability 1/2.
-    uniform_dequantization: add U[0, 1) / 256 noise to training images.
+    uniform_dequantization: add U[0, 1) / levels noise to training images.
+    levels: the data's grey levels (256 for 8-bit images, 17 for the bundled digits).
     global_batch_size: examples per training step over all hosts.
     seed: determines the order of examples and the augmentation noise.
     process_index: this host, in [0, process_count).
@@ -994,7 +997,7 @@ def get_dataset(
       .repeat()  # index g of the stream is example g % n of epoch g // n's permutation
       .random_map(  # the generator of position g is keyed by (noise_seed, g)
           functools.partial(augment, random_flip=random_flip,
-                            uniform_dequantization=uniform_dequantization),
+                            uniform_dequantization=uniform_dequantization, levels=levels),
           seed=noise_seed))
   if caption_key:  # after augment's choice of one caption
     tokens = functools.partial(tokenize_caption, max_len=max_len, tokenizer=tokenizer)

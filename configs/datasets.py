@@ -86,8 +86,9 @@ def faces_1024(config: ml_collections.ConfigDict, dataset: str) -> None:
   score_sde's two 1024-px files (ve/ffhq_ncsnpp_continuous, ve/celebahq_ncsnpp_
   continuous) are standalone copies of each other, not built on a defaults
   file; these are their shared values. They leave training.n_jitted_steps,
-  eval.enable_* and eval.bpd_dataset undefined (score_sde's JAX run_lib would
-  fail on them): those take the values of every other score_sde default file.
+  eval.enable_* (here eval.metrics) and eval.bpd_dataset undefined (score_sde's JAX
+  run_lib would fail on them): those take the values of every other score_sde default
+  file.
 
   Args:
     config: the config to update.
@@ -108,7 +109,8 @@ def _score_sde_defaults(config: ml_collections.ConfigDict, *, dataset: str, imag
 
   The keyword arguments are the values in which the files differ: `n_levels`
   is sde.N, `eval_ckpts` (eval.begin_ckpt, eval.end_ckpt) and `eval_sampling`
-  eval.enable_sampling; the rest are the keys of the same name.
+  score_sde's eval.enable_sampling (with its enable_loss=True, enable_bpd=False: our
+  eval.metrics); the rest are the keys of the same name.
   """
   config.seed = 42
 
@@ -134,10 +136,8 @@ def _score_sde_defaults(config: ml_collections.ConfigDict, *, dataset: str, imag
   evaluate = config.eval
   evaluate.begin_ckpt, evaluate.end_ckpt = eval_ckpts
   evaluate.batch_size = eval_batch_size
-  evaluate.enable_sampling = eval_sampling
+  evaluate.metrics = ('loss', 'fid') if eval_sampling else ('loss',)
   evaluate.num_samples = 50_000
-  evaluate.enable_loss = True
-  evaluate.enable_bpd = False
   evaluate.bpd_dataset = 'test'
 
   data = config.data

@@ -25,6 +25,9 @@ def get_default_config() -> ml_collections.ConfigDict:
   data.centered = False  # False: data in [0, 1], networks map it to [-1, 1] themselves
   data.random_flip = False
   data.uniform_dequantization = False
+  # Grey levels of the data: 256 for 8-bit images (the bundled digits have 17). Both
+  # likelihoods (eval.metrics bpd_ode, bpd_vlb) and the training dequantisation use them.
+  data.levels = 256
   # A text feature of the dataset, e.g. 'caption' (digit_pairs) or 'captions/text'
   # (coco_captions: one of an image's captions per epoch); '' for none. Needs text.layers > 0.
   data.caption_key = ''
@@ -58,6 +61,7 @@ def get_default_config() -> ml_collections.ConfigDict:
   model.embedding_type = 'fourier'
   model.fourier_scale = 16.0
   model.init_scale = 0.0
+  model.scale_shift_norm = False  # ADM's scale-shift norm in the residual blocks
   model.nonlinearity = 'swish'
   # The parameterisation (sde_lib.parameterization): '' is Song et al.'s for the SDE
   # and training.continuous (eps for VP/sub-VP, score for VE).
@@ -187,13 +191,19 @@ def get_default_config() -> ml_collections.ConfigDict:
   evaluate.begin_ckpt = 0  # 0: the latest checkpoint only
   evaluate.end_ckpt = 0
   evaluate.batch_size = 256
-  evaluate.enable_loss = True
-  evaluate.enable_bpd = True
+  # What --mode eval computes, each writing its own keys into eval/step_*.json:
+  #   loss      test_loss: the task's training loss on the eval.bpd_dataset split
+  #   bpd_ode   bpd_ode: bits/dim (data.levels) through the probability-flow ODE
+  #   bpd_vlb   bpd_vlb (+ _prior, _decoder, _terms): DDPM's variational bound (VP SDE)
+  #   fid       fd, kid, is (+ class metrics, a cascade's consistency) of eval.num_samples
+  #             samples, and their nfe
+  #   accuracy  accuracy_t*: a noise-conditional classifier's accuracy at fixed times
+  # A task takes those that apply to it (its `metrics`); others fail when the job starts.
+  evaluate.metrics = ('loss', 'bpd_ode', 'fid')
   evaluate.bpd_dataset = 'test'
   evaluate.bpd_estimator = 'rademacher'
   evaluate.rtol = 1e-5  # the probability-flow ODE's tolerances for bits/dim
   evaluate.atol = 1e-5
-  evaluate.enable_sampling = True
   evaluate.num_samples = 512
   evaluate.inception_weights = ''  # local .npz of the FID Inception network
   # KID's subsets (Binkowski et al.: 1000); below both set sizes, or its std is 0.
@@ -202,6 +212,6 @@ def get_default_config() -> ml_collections.ConfigDict:
   # --mode sweep (configs/sweeps/): see run_lib/sweep.py.
   config.sweep = sweep = ml_collections.ConfigDict()
   sweep.index = -1  # >= 0: run only this point (a cluster array job's task index)
-  sweep.metric = 'fd'  # the metric plotted: 'fd', 'kid', 'is', 'bpd', 'test_loss', ...
+  sweep.metric = 'fd'  # the metric plotted: 'fd', 'kid', 'is', 'bpd_ode', 'test_loss', ...
   sweep.x = ''  # the plot's x axis: a swept key or 'nfe'; '' is the last swept key
   return config

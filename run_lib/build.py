@@ -496,6 +496,27 @@ def create_task(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
       **text_options, **stage)
 
 
+# eval.metrics names (run_lib.evaluate.METRICS evaluates each); a task lists those that apply.
+METRICS = ('loss', 'bpd_ode', 'fid', 'accuracy')
+
+
+def check_metrics(config: ml_collections.ConfigDict, task) -> tuple[str, ...]:
+  """eval.metrics, checked: known names that apply to the task, each once. On the command
+  line ml_collections reads --config.eval.metrics=loss,fid as ('loss,fid',): split."""
+  names = config.eval.metrics
+  names = tuple(name for item in ((names,) if isinstance(names, str) else names)
+                for name in (part.strip(' \'"()') for part in str(item).split(',')) if name)
+  for name in names:
+    if name not in METRICS:
+      raise ValueError(f'unknown eval.metrics name {name!r}; known: {list(METRICS)}')
+    if name not in task.metrics:
+      raise ValueError(f"eval.metrics {name!r} does not apply to training.task="
+                       f"'{task.name}'; its metrics: {list(task.metrics)}")
+  if len(set(names)) != len(names):
+    raise ValueError(f'eval.metrics names a metric twice: {names}')
+  return names
+
+
 @dataclasses.dataclass(frozen=True)
 class GuidingClassifier:
   """A noise-conditional classifier trained by another job, for classifier guidance:
@@ -648,12 +669,16 @@ def create_dataset(config: ml_collections.ConfigDict, workdir: pathlib.Path, spl
                    batch_size: int):
   """The configured dataset split, sharded over hosts, deterministic in (seed, step)."""
   data = config.data
+  if isinstance(data.levels, bool) or not isinstance(data.levels, int) or data.levels < 2:
+    raise ValueError(f'data.levels must be an integer >= 2 (the grey levels of the data: 256 '
+                     f'for 8-bit images), got {data.levels!r}')
   dataset = input_pipeline.get_dataset(
       data.dataset, split, data_dir=data_dir(config, workdir), image_size=data.image_size,
       centered=data.centered, random_flip=data.random_flip and split == 'train',
       uniform_dequantization=data.uniform_dequantization and split == 'train',
-      global_batch_size=batch_size, seed=config.seed, process_index=jax.process_index(),
-      process_count=jax.process_count(), download=data.download,
+      global_batch_size=batch_size, levels=data.levels, seed=config.seed,
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      download=data.download,
       caption_key=data.caption_key, max_len=config.text.max_len,
       tokenizer=config.text.tokenizer)
   if dataset.num_channels != data.num_channels:
@@ -698,6 +723,7 @@ class Job:
         text=self.text_encoder is not None)
     self.task = create_task(config, self.sde, self.parameterization, self.model,
                             self.conditioning, self.text_encoder)
+    self.metrics = check_metrics(config, self.task)
     self.completion = create_completion(config)
     if self.completion.task and self.task.name == 'super_resolution':
       raise ValueError(f'sampling.task={self.completion.task!r} completes test images with a '

@@ -21,7 +21,7 @@ import tqdm
 import evaluation
 import input_pipeline
 import sde_lib
-from run_lib import io
+from run_lib import build, io
 from run_lib.build import Job, create_dataset, data_dir, stream, test_prompts
 from run_lib.errors import JobError
 from run_lib.mesh import check_divisible, gather
@@ -49,7 +49,10 @@ CLASSIFIER_TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 class Evaluator:
-  """The evaluation of one job's checkpoints: what can be built once is built once."""
+  """The evaluation of one job's checkpoints: what can be built once is built once.
+
+  Each name of eval.metrics (checked against the task's `metrics` when the job is built)
+  is one method of METRICS, writing its own keys; programs are compiled on first use."""
 
   def __init__(self, job: Job):
     self.job = job
@@ -62,77 +65,80 @@ class Evaluator:
     self._test = None
     # (features_fn(images in [0, 1]) -> (features, logits), real features, their labels)
     self._features = None
-    if job.task.name == 'classifier':
-      self._classifier_metrics = self._compile_classifier_metrics()
-    elif self.ev.enable_loss or self.ev.enable_bpd:
-      self._loss_and_bpd = self._compile_loss_and_bpd()
 
-  def _compile_classifier_metrics(self):
+  def _per_batch(self, name: str, fn, params: Any, step: int) -> list[tuple[Any, np.ndarray]]:
+    """fn(params, batch, mask, rng) jitted once (under `name`) and run on every test batch,
+    batch i with fold_in(key of `name`, i): [(its outputs, the batch's gathered mask)]."""
+    job = self.job
+    if name not in job.compiled:
+      job.compiled[name] = jax.jit(fn, in_shardings=(job.replicated, job.sharded, job.sharded,
+                                                     job.replicated))
+    key = jax.random.fold_in(self.key, _METRIC_KEYS[name])
+    results = []
+    for i, batch in enumerate(tqdm.tqdm(self.test_batches(), desc=f'eval {step} {name}',
+                                        disable=jax.process_index() != 0)):
+      inputs = {k: jax.make_array_from_process_local_data(job.sharded, batch[k])
+                for k in job.task.batch_keys}
+      mask = jax.make_array_from_process_local_data(job.sharded, batch['mask'])
+      results.append((job.compiled[name](params, inputs, mask, jax.random.fold_in(key, i)),
+                      gather(mask)))
+    return results
+
+  def test_loss(self, params: Any, step: int) -> dict[str, float]:
+    """The task's loss (train=False) over the test split, weighted by real examples."""
+    task = self.job.task
+
+    def loss(params, batch, mask, rng):
+      return task.loss(params, batch, rng, train=False, weights=mask.astype(batch['image'].dtype))
+
+    parts = [(float(out), int(mask.sum())) for out, mask in
+             self._per_batch('eval_loss', loss, params, step)]
+    return {'test_loss': sum(l * n for l, n in parts) / sum(n for _, n in parts)}
+
+  def accuracy(self, params: Any, step: int) -> dict[str, float]:
+    """A noise-conditional classifier's accuracy on the test split diffused to each of
+    CLASSIFIER_TIMES (fractions of T)."""
     job = self.job
 
-    # The test cross-entropy at t ~ U(eps, T), and the accuracy at each of CLASSIFIER_TIMES.
-    @functools.partial(jax.jit, in_shardings=(job.replicated, job.sharded, job.sharded,
-                                              job.sharded, job.replicated))
-    def metrics(params, images, labels, mask, rng):
-      weights = mask.astype(images.dtype)
+    def correct(params, batch, mask, rng):
+      images, labels = batch['image'], batch['label']
       logits_fn = job.task.logits_fn(params)
-      loss = job.task.loss(params, {'image': images, 'label': labels}, rng, train=False,
-                           weights=weights)
-      correct = []
+      hits = []
       for i, t in enumerate(CLASSIFIER_TIMES):
         t = jnp.full(images.shape[:1], t * job.sde.T, images.dtype)
         mean, std = job.sde.marginal_prob(images, t)
-        z = jax.random.normal(jax.random.fold_in(rng, i + 1), images.shape, images.dtype)
+        z = jax.random.normal(jax.random.fold_in(rng, i), images.shape, images.dtype)
         x_t = mean + batch_broadcast(std, z) * z
-        correct.append(jnp.sum(weights * (jnp.argmax(logits_fn(x_t, t), -1) == labels)))
-      return loss, jnp.stack(correct)
+        hits.append(jnp.sum(mask * (jnp.argmax(logits_fn(x_t, t), -1) == labels)))
+      return jnp.stack(hits)
 
-    return metrics
+    parts = self._per_batch('eval_accuracy', correct, params, step)
+    hits = sum(np.asarray(out) for out, _ in parts)
+    count = sum(int(mask.sum()) for _, mask in parts)
+    return {f'accuracy_t{t:g}': float(h / count)
+            for t, h in zip(CLASSIFIER_TIMES, hits, strict=True)}
 
-  def classifier_metrics(self, params: Any, step: int) -> dict[str, float]:
-    """A classifier job's test cross-entropy and accuracy at fixed noise levels."""
-    key = jax.random.fold_in(self.key, 0)
-    losses, correct, count = [], 0.0, 0
-    for i, batch in enumerate(tqdm.tqdm(self.test_batches(), desc=f'eval {step}',
-                                        disable=jax.process_index() != 0)):
-      images, labels, mask = (
-          jax.make_array_from_process_local_data(self.job.sharded, batch[name])
-          for name in ('image', 'label', 'mask'))
-      loss, hits = self._classifier_metrics(params, images, labels, mask,
-                                            jax.random.fold_in(key, i))
-      n = int(gather(mask).sum())
-      losses.append((float(loss), n))
-      correct, count = correct + np.asarray(hits), count + n
-    metrics = {'test_loss': sum(l * n for l, n in losses) / count}
-    metrics.update({f'accuracy_t{t:g}': float(c / count)
-                    for t, c in zip(CLASSIFIER_TIMES, correct, strict=True)})
-    return metrics
+  def _levels(self, images: jax.Array) -> jax.Array:
+    """Model-space images as their integer grey levels k in [0, data.levels - 1]."""
+    levels = self.config.data.levels
+    return jnp.round(_to_unit_range(images, self.config.data.centered) * (levels - 1))
 
-  def _compile_loss_and_bpd(self):
+  def bpd_ode(self, params: Any, step: int) -> dict[str, float]:
+    """Bits/dim of the dequantised test split at its data.levels grey levels, through the
+    probability-flow ODE; a conditional model's of p(x | the image's label or caption)."""
     job, ev, config = self.job, self.ev, self.config
 
-    # A conditional model is scored given each test image's label or caption: the loss it
-    # trains on, and the bits/dim of p(x | y).
-    @functools.partial(jax.jit, in_shardings=(job.replicated, job.sharded, job.sharded,
-                                              job.replicated))
-    def loss_and_bpd(params, batch, mask, rng):
-      images = batch['image']
-      loss_rng, bpd_rng = jax.random.split(rng)
-      score_fn = job.task.conditional_score_fn(params,
-                                               job.task.conditions(bpd_rng, batch, train=False))
-      weights = mask.astype(images.dtype)
-      loss = (job.task.loss(params, batch, loss_rng, train=False, weights=weights)
-              if ev.enable_loss else 0.0)
-      bpd = jnp.zeros(images.shape[:1])
-      if ev.enable_bpd:
-        bpd, _, _ = sde_lib.likelihood.bits_per_dim(
-            bpd_rng, job.sde, score_fn,
-            jnp.round(_to_unit_range(images, config.data.centered) * 255.0),
-            estimator=ev.bpd_estimator, n_bits=8, centered=config.data.centered,
-            rtol=ev.rtol, atol=ev.atol)
-      return loss, bpd
+    def bpd(params, batch, mask, rng):
+      del mask
+      conditions = job.task.conditions(rng, batch, train=False)
+      bpd, _, _ = sde_lib.likelihood.bits_per_dim(
+          rng, job.sde, job.task.conditional_score_fn(params, conditions),
+          self._levels(batch['image']), estimator=ev.bpd_estimator, levels=config.data.levels,
+          centered=config.data.centered, rtol=ev.rtol, atol=ev.atol)
+      return bpd
 
-    return loss_and_bpd
+    parts = self._per_batch('eval_bpd_ode', bpd, params, step)
+    return {'bpd_ode': float(np.mean(np.concatenate([gather(out)[mask] for out, mask in parts])))}
 
   def test_batches(self) -> list[dict[str, np.ndarray]]:
     if self._test is None:
@@ -140,28 +146,6 @@ class Evaluator:
                             self.ev.batch_size)
       self._test = (data, list(data.epoch(self.ev.batch_size)))
     return self._test[1]
-
-  def loss_and_bpd(self, params: Any, step: int) -> dict[str, float]:
-    """The test loss and bits/dim of the dequantised 8-bit test split, as enabled."""
-    if not (self.ev.enable_loss or self.ev.enable_bpd):
-      return {}
-    key = jax.random.fold_in(self.key, 0)
-    losses, bpds = [], []
-    for i, batch in enumerate(tqdm.tqdm(self.test_batches(), desc=f'eval {step}',
-                                        disable=jax.process_index() != 0)):
-      inputs = {k: jax.make_array_from_process_local_data(self.job.sharded, batch[k])
-                for k in self.job.task.batch_keys}
-      mask = jax.make_array_from_process_local_data(self.job.sharded, batch['mask'])
-      loss, bpd = self._loss_and_bpd(params, inputs, mask, jax.random.fold_in(key, i))
-      mask = gather(mask)
-      losses.append((float(loss), int(mask.sum())))
-      bpds.append(gather(bpd)[mask])
-    metrics = {}
-    if self.ev.enable_loss:
-      metrics['test_loss'] = sum(l * n for l, n in losses) / sum(n for _, n in losses)
-    if self.ev.enable_bpd:
-      metrics['bpd'] = float(np.mean(np.concatenate(bpds)))
-    return metrics
 
   def _feature_extractor(self):
     """(features_fn, what made them): the digits classifier (of the digit pairs' two
@@ -267,15 +251,20 @@ class Evaluator:
             **guided}
 
   def metrics(self, params: Any, step: int) -> dict[str, Any]:
-    """Every enabled metric of these parameters, and the seconds they took."""
+    """The metrics of eval.metrics for these parameters, and the seconds they took."""
     started = time.monotonic()
-    if self.job.task.name == 'classifier':
-      return {**self.classifier_metrics(params, step), 'step': step,
-              'seconds': time.monotonic() - started}
-    metrics = self.loss_and_bpd(params, step)
-    if self.ev.enable_sampling:
-      metrics.update(self.sample_quality(params))
+    metrics = {}
+    for name in self.job.metrics:
+      metrics.update(METRICS[name](self, params, step))
     return {**metrics, 'step': step, 'seconds': time.monotonic() - started}
+
+
+# eval.metrics: each name's evaluation; the key streams of the per-batch ones.
+METRICS = {'loss': Evaluator.test_loss, 'accuracy': Evaluator.accuracy,
+           'bpd_ode': Evaluator.bpd_ode,
+           'fid': lambda evaluator, params, step: evaluator.sample_quality(params)}
+_METRIC_KEYS = {'eval_loss': 0, 'eval_accuracy': 2, 'eval_bpd_ode': 3}
+assert set(METRICS) == set(build.METRICS)
 
 
 def consistency_mse(images: np.ndarray, lows: np.ndarray) -> float:

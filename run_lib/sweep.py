@@ -32,7 +32,7 @@ from run_lib.sample import require_state
 from run_lib.train import train
 
 EVAL_ONLY_PREFIXES = ('sampling.', 'eval.', 'sweep.')
-COLUMNS = ('nfe', 'fd', 'kid', 'is', 'accuracy', 'bpd', 'test_loss', 'seconds')
+COLUMNS = ('nfe', 'fd', 'kid', 'is', 'accuracy', 'bpd_ode', 'bpd_vlb', 'test_loss', 'seconds')
 
 Point = dict[str, Any]
 

@@ -5,6 +5,7 @@ Every task has
   name: str                                  its config name (training.task)
   batch_keys: tuple[str, ...]                the keys of the dict batch its loss reads
   samples: bool                              whether it is a generative model to sample
+  metrics: tuple[str, ...]                   the eval.metrics that apply to it
   init(rng, image_shape) -> {name: tree}     its named parameter trees
   loss(params, batch, rng, *, train, weights=None) -> scalar
 

@@ -30,6 +30,7 @@ class NoisyClassifier:
   name: ClassVar[str] = 'classifier'
   samples: ClassVar[bool] = False
   batch_keys: ClassVar[tuple[str, ...]] = ('image', 'label')
+  metrics: ClassVar[tuple[str, ...]] = ('loss', 'accuracy')
 
   @property
   def num_outputs(self) -> int:

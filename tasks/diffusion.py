@@ -70,6 +70,7 @@ class Diffusion:
 
   name: ClassVar[str] = 'diffusion'
   samples: ClassVar[bool] = True
+  metrics: ClassVar[tuple[str, ...]] = ('loss', 'bpd_ode', 'fid')
 
   def __post_init__(self):
     if self.text is not None and (self.empty_caption is None

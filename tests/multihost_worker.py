@@ -26,7 +26,7 @@ def main(process_id: int, port: str, workdir: str, data_dir: str) -> None:
   # snapshot grids, the strip and bits/dim would only add compilations.
   config.training.snapshot_sampling = False
   config.sampling.trajectory_frames = 0
-  config.eval.enable_bpd = False
+  config.eval.metrics = ('loss', 'fid')
   run_lib.train(config, workdir)
   images = run_lib.sample(config, workdir)
   metrics = run_lib.evaluate(config, workdir)[6]

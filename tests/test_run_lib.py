@@ -110,9 +110,9 @@ def test_sample_and_eval_from_the_checkpoint(reference, data_dir):
   results = run_lib.evaluate(config, str(workdir))
   metrics = json.loads((workdir / 'eval' / 'step_00000006.json').read_text())
   assert results[6] == metrics
-  for key in ('test_loss', 'bpd', 'fd', 'kid', 'is'):
+  for key in ('test_loss', 'bpd_ode', 'fd', 'kid', 'is'):
     assert np.isfinite(metrics[key]), key
-  assert metrics['bpd'] > 0
+  assert metrics['bpd_ode'] > 0
 
 
 def test_resume_gives_bit_identical_parameters(reference, tmp_path, data_dir):
@@ -294,6 +294,7 @@ def test_a_checkpoint_of_another_task_fails_naming_both_trees(trained_copy, data
   config = tiny_config(data_dir)
   config.training.task = 'classifier'
   config.model.num_outputs = 10
+  config.eval.metrics = ('loss', 'accuracy')
   with pytest.raises(run_lib.JobError, match=r"holds the parameter trees \[score\], the "
                                              r"configured task \['classifier'\]"):
     run_lib.Job(config, str(trained_copy)).restore()
@@ -327,7 +328,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
 
 def test_sweep_evaluates_sampler_points_trains_the_others_and_resumes(trained_copy, data_dir):
   config = tiny_config(data_dir)
-  config.eval.enable_bpd = False
+  config.eval.metrics = ('loss', 'fid')
   config.sweep.x = 'sampling.n_steps'
   points = [{'sampling.method': 'ddim', 'sampling.n_steps': 2},
             {'sampling.method': 'ddim', 'sampling.n_steps': 4},
@@ -454,3 +455,30 @@ def test_colorization_of_a_folder_of_rgb_images_keeps_their_grey_level(tmp_path,
   np.testing.assert_allclose(done.inputs[..., 0], done.inputs[..., 2], atol=1)  # the grey input
   grid = completion_grid(job, done)  # original, input, 4 completions: no mask column
   assert grid.shape == (9 + 1, 6 * 9 + 1, 3)
+
+
+@pytest.mark.parametrize('metrics, message', [
+    (('loss', 'fid', 'bpd'), "unknown eval.metrics name 'bpd'; known: ['loss', 'bpd_ode'"),
+    (('loss', 'accuracy'),
+     "eval.metrics 'accuracy' does not apply to training.task='diffusion'; its metrics: "
+     "['loss', 'bpd_ode'"),
+    (('fid', 'fid'), "eval.metrics names a metric twice: ('fid', 'fid')"),
+])
+def test_bad_eval_metrics_name_the_metric_and_the_allowed_ones(tmp_path, data_dir, metrics,
+                                                               message):
+  config = tiny_config(data_dir)
+  config.eval.metrics = metrics
+  with pytest.raises(ValueError) as error:
+    run_lib.Job(config, str(tmp_path))
+  assert message in str(error.value)
+
+
+def test_eval_metrics_and_levels_from_the_command_line(tmp_path, data_dir):
+  # ml_collections reads a tuple override as one string: the names are split on commas.
+  result = run_main(tmp_path, f'--config.data.data_dir={data_dir}', '--mode=eval',
+                    '--config.eval.metrics=loss,accuracy')
+  assert ("eval.metrics 'accuracy' does not apply to training.task='diffusion'"
+          in _error_line(result))
+  result = run_main(tmp_path, f'--config.data.data_dir={data_dir}', '--config.data.levels=1')
+  assert 'data.levels must be an integer >= 2' in _error_line(result)
+  assert not list(tmp_path.glob('checkpoints/[0-9]*'))

@@ -226,7 +226,7 @@ def cascade_config(data_dir, base, **sampling_options):
   config.data.data_dir = data_dir
   config.sampling.update(method='ddim', n_steps=3, cascade_from=str(base), **sampling_options)
   config.eval.num_samples = 8
-  config.eval.enable_bpd = False
+  config.eval.metrics = ('loss', 'fid')
   return config
 
 

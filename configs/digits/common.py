@@ -14,6 +14,7 @@ def digits_config(variant: str = '') -> ml_collections.ConfigDict:
   config.data.image_size = 8
   config.data.num_channels = 1
   config.data.centered = False
+  config.data.levels = 17  # the digits' grey levels 0..16
 
   model = config.model
   model.nf = 32

@@ -23,6 +23,7 @@ from configs.ve import cifar10_ncsnpp_continuous
 def get_config() -> ml_collections.ConfigDict:
   config = cifar10_ncsnpp_continuous.get_config()
   config.training.task = 'classifier'
+  config.eval.metrics = ('loss', 'accuracy')
   config.model.num_outputs = 10
   config.model.pooling = 'attention'  # ADM's
   return config

@@ -15,6 +15,7 @@ from configs.digits import vp
 def get_config(variant: str = ''):
   config = vp.get_config(variant)
   config.training.task = 'classifier'
+  config.eval.metrics = ('loss', 'accuracy')
   config.model.num_outputs = 10
   config.model.pooling = 'attention'
   config.model.dropout = 0.1

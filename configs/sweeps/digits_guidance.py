@@ -18,8 +18,7 @@ SCALES = (0.0, 1.0, 1.5, 2.0, 3.0, 5.0)  # 0: the unconditional model, 1: the co
 
 def get_config():
   config = digits_cfg.get_config()
-  config.eval.enable_loss = False
-  config.eval.enable_bpd = False
+  config.eval.metrics = ('fid',)
   config.sweep.metric = 'fd'
   config.sweep.x = 'sampling.guidance_scale'
   return config

@@ -31,8 +31,7 @@ SAMPLERS = [
 def get_config():
   config = vp.get_config()
   # Sample quality only: the test loss and bits/dim do not depend on the sampler.
-  config.eval.enable_loss = False
-  config.eval.enable_bpd = False
+  config.eval.metrics = ('fid',)
   config.sweep.metric = 'fd'
   config.sweep.x = 'nfe'
   return config
