@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from models import AutoencoderKL, DiagonalGaussian, apply_conv_out, convert_state_dict
-from models import read_safetensors
+from models import (AutoencoderKL, DiagonalGaussian, apply_conv_out, convert_state_dict,
+                    read_safetensors)
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / 'data'
 LAYOUTS = ('diffusers', 'compvis')
@@ -192,7 +192,10 @@ def test_parameter_count_equals_ldms(name, options, expected):
 
 # --- PyTorch checkpoints ---------------------------------------------------------------------
 
-def test_the_converter_reads_the_architecture_from_the_shapes(converted):
+def test_the_converter_reads_the_architecture_from_the_shapes(converted, reference):
+  # What the shapes cannot tell is the reference script's too.
+  assert (reference['norm_groups'], reference['resolution']) == (2, 16)
+  assert tuple(reference['attn_resolutions']) == TINY['attn_resolutions']
   for options, _ in converted.values():
     assert options == TINY
 
