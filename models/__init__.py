@@ -1,6 +1,8 @@
 """Flax (linen) score networks: NCSN++, DDPM++, DDPM, NCSN and NCSNv2; the
 noise-conditional `Classifier` (their encoder half) for classifier guidance; and GLIDE's
-`TextEncoder`, whose token features and pooled feature condition NCSN++ / DDPM++ on text.
+`TextEncoder`, whose token features and pooled feature condition NCSN++ / DDPM++ on text;
+and latent diffusion's first stage, `AutoencoderKL` (with `convert_state_dict` and
+`read_safetensors` for PyTorch checkpoints).
 
 `get_model(name)` returns a network class; every option is a keyword argument
 (`get_model('ncsnpp')(nf=128, ch_mult=(1, 2, 2, 2), ...)`). `net_fn` turns a
@@ -10,6 +12,8 @@ means for an SDE is `sde_lib.parameterization`'s business, not the networks'.
 
 import flax.linen as nn
 
+from models.autoencoder import (AutoencoderKL, DiagonalGaussian, apply_conv_out,
+                                convert_state_dict, read_safetensors)
 from models.classifier import Classifier
 from models.ncsnpp import DDPM, NCSNpp
 from models.ncsnv2 import NCSN, NCSNv2, NCSNv2_128, NCSNv2_256
@@ -33,5 +37,6 @@ def get_model(name: str) -> type[nn.Module]:
   return MODELS[name]
 
 
-__all__ = ['DDPM', 'MODELS', 'Classifier', 'NCSN', 'NCSNpp', 'NCSNv2', 'NCSNv2_128', 'NCSNv2_256',
-           'TextEncoder', 'get_model', 'net_fn']
+__all__ = ['DDPM', 'MODELS', 'AutoencoderKL', 'Classifier', 'DiagonalGaussian', 'NCSN', 'NCSNpp',
+           'NCSNv2', 'NCSNv2_128', 'NCSNv2_256', 'TextEncoder', 'apply_conv_out',
+           'convert_state_dict', 'get_model', 'net_fn', 'read_safetensors']
