@@ -1,6 +1,7 @@
 """Flax (linen) score networks: NCSN++, DDPM++, DDPM, NCSN and NCSNv2; the
 noise-conditional `Classifier` (their encoder half) for classifier guidance; and GLIDE's
-`TextEncoder`, whose token features and pooled feature condition NCSN++ / DDPM++ on text.
+`TextEncoder`, whose token features and pooled feature condition NCSN++ / DDPM++ on text;
+and the PatchGAN `NLayerDiscriminator` of Latent Diffusion's autoencoder loss.
 
 `get_model(name)` returns a network class; every option is a keyword argument
 (`get_model('ncsnpp')(nf=128, ch_mult=(1, 2, 2, 2), ...)`). `net_fn` turns a
@@ -11,6 +12,7 @@ means for an SDE is `sde_lib.parameterization`'s business, not the networks'.
 import flax.linen as nn
 
 from models.classifier import Classifier
+from models.discriminator import NLayerDiscriminator, discriminator_fn
 from models.ncsnpp import DDPM, NCSNpp
 from models.ncsnv2 import NCSN, NCSNv2, NCSNv2_128, NCSNv2_256
 from models.text_encoder import TextEncoder
@@ -34,4 +36,4 @@ def get_model(name: str) -> type[nn.Module]:
 
 
 __all__ = ['DDPM', 'MODELS', 'Classifier', 'NCSN', 'NCSNpp', 'NCSNv2', 'NCSNv2_128', 'NCSNv2_256',
-           'TextEncoder', 'get_model', 'net_fn']
+           'NLayerDiscriminator', 'TextEncoder', 'discriminator_fn', 'get_model', 'net_fn']
