@@ -1,7 +1,9 @@
 """Flax (linen) score networks: NCSN++, DDPM++, DDPM, NCSN and NCSNv2; the
 noise-conditional `Classifier` (their encoder half) for classifier guidance; and GLIDE's
 `TextEncoder`, whose token features and pooled feature condition NCSN++ / DDPM++ on text;
-and the PatchGAN `NLayerDiscriminator` of Latent Diffusion's autoencoder loss.
+and the networks of Latent Diffusion's autoencoder loss: the PatchGAN
+`NLayerDiscriminator` and the `LPIPS` perceptual distance (VGG16, weights from a local
+file: `load_lpips_params`).
 
 `get_model(name)` returns a network class; every option is a keyword argument
 (`get_model('ncsnpp')(nf=128, ch_mult=(1, 2, 2, 2), ...)`). `net_fn` turns a
@@ -13,6 +15,7 @@ import flax.linen as nn
 
 from models.classifier import Classifier
 from models.discriminator import NLayerDiscriminator, discriminator_fn
+from models.lpips import LPIPS, convert_lpips_state_dict, load_lpips_params
 from models.ncsnpp import DDPM, NCSNpp
 from models.ncsnv2 import NCSN, NCSNv2, NCSNv2_128, NCSNv2_256
 from models.text_encoder import TextEncoder
@@ -35,5 +38,6 @@ def get_model(name: str) -> type[nn.Module]:
   return MODELS[name]
 
 
-__all__ = ['DDPM', 'MODELS', 'Classifier', 'NCSN', 'NCSNpp', 'NCSNv2', 'NCSNv2_128', 'NCSNv2_256',
-           'NLayerDiscriminator', 'TextEncoder', 'discriminator_fn', 'get_model', 'net_fn']
+__all__ = ['DDPM', 'LPIPS', 'MODELS', 'Classifier', 'NCSN', 'NCSNpp', 'NCSNv2', 'NCSNv2_128',
+           'NCSNv2_256', 'NLayerDiscriminator', 'TextEncoder', 'convert_lpips_state_dict',
+           'discriminator_fn', 'get_model', 'load_lpips_params', 'net_fn']
