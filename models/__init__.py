@@ -2,7 +2,9 @@
 noise-conditional `Classifier` (their encoder half) for classifier guidance; and GLIDE's
 `TextEncoder`, whose token features and pooled feature condition NCSN++ / DDPM++ on text;
 and latent diffusion's first stage, `AutoencoderKL` (with `convert_state_dict` and
-`read_safetensors` for PyTorch checkpoints).
+`read_safetensors` for PyTorch checkpoints) with the networks of its loss, the PatchGAN
+`NLayerDiscriminator` and the `LPIPS` perceptual distance (VGG16, weights from a local
+file: `load_lpips_params`).
 
 `get_model(name)` returns a network class; every option is a keyword argument
 (`get_model('ncsnpp')(nf=128, ch_mult=(1, 2, 2, 2), ...)`). `net_fn` turns a
@@ -15,6 +17,8 @@ import flax.linen as nn
 from models.autoencoder import (AutoencoderKL, DiagonalGaussian, apply_conv_out,
                                 convert_state_dict, read_safetensors)
 from models.classifier import Classifier
+from models.discriminator import NLayerDiscriminator, discriminator_fn
+from models.lpips import LPIPS, convert_lpips_state_dict, load_lpips_params
 from models.ncsnpp import DDPM, NCSNpp
 from models.ncsnv2 import NCSN, NCSNv2, NCSNv2_128, NCSNv2_256
 from models.text_encoder import TextEncoder
@@ -37,6 +41,7 @@ def get_model(name: str) -> type[nn.Module]:
   return MODELS[name]
 
 
-__all__ = ['DDPM', 'MODELS', 'AutoencoderKL', 'Classifier', 'DiagonalGaussian', 'NCSN', 'NCSNpp',
-           'NCSNv2', 'NCSNv2_128', 'NCSNv2_256', 'TextEncoder', 'apply_conv_out',
-           'convert_state_dict', 'get_model', 'net_fn', 'read_safetensors']
+__all__ = ['DDPM', 'LPIPS', 'MODELS', 'AutoencoderKL', 'Classifier', 'DiagonalGaussian', 'NCSN',
+           'NCSNpp', 'NCSNv2', 'NCSNv2_128', 'NCSNv2_256', 'NLayerDiscriminator', 'TextEncoder',
+           'apply_conv_out', 'convert_lpips_state_dict', 'convert_state_dict', 'discriminator_fn',
+           'get_model', 'load_lpips_params', 'net_fn', 'read_safetensors']
