@@ -6,10 +6,12 @@ import pytest
 from sde_lib import get_sde, toy
 
 
-@pytest.mark.parametrize('name', ['vpsde', 'subvpsde', 'vesde'])
+@pytest.mark.parametrize('name, kwargs', [('vpsde', {}), ('vpsde', {'schedule': 'cosine'}),
+                                          ('subvpsde', {}), ('vesde', {})],
+                         ids=['vpsde', 'vpsde-cosine', 'subvpsde', 'vesde'])
 @pytest.mark.parametrize('t', [1e-3, 0.3, 1.0])
-def test_score_is_the_gradient_of_the_marginal_log_density(gmm, name, t):
-  sde = get_sde(name)
+def test_score_is_the_gradient_of_the_marginal_log_density(gmm, name, kwargs, t):
+  sde = get_sde(name, **kwargs)
   x = 3.0 * jax.random.normal(jax.random.key(0), (16, 2))
   marginal = gmm.marginal(sde, t)
   expected = jax.vmap(jax.grad(lambda v: marginal.log_prob(v[None])[0]))(x)
