@@ -125,10 +125,11 @@ class Evaluator:
               if ev.enable_loss else 0.0)
       bpd = jnp.zeros(images.shape[:1])
       if ev.enable_bpd:
+        levels = 256  # the test images' grey levels, 8-bit until the config says otherwise
         bpd, _, _ = sde_lib.likelihood.bits_per_dim(
             bpd_rng, job.sde, score_fn,
-            jnp.round(_to_unit_range(images, config.data.centered) * 255.0),
-            estimator=ev.bpd_estimator, n_bits=8, centered=config.data.centered,
+            jnp.round(_to_unit_range(images, config.data.centered) * (levels - 1)),
+            estimator=ev.bpd_estimator, levels=levels, centered=config.data.centered,
             rtol=ev.rtol, atol=ev.atol)
       return loss, bpd
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from sde_lib.ode import solve_ode
 from sde_lib.sde import SDE, ScoreFn, reverse
-from sde_lib.utils import normal, rademacher, uniform
+from sde_lib.utils import check_levels, normal, rademacher, uniform
 
 ESTIMATORS = ('rademacher', 'gaussian', 'exact')
 
@@ -42,18 +42,19 @@ def _drift_and_divergence(drift_fn, x: jax.Array, probe: jax.Array | None):
 
 def bits_per_dim(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x: jax.Array, *,
                  estimator: str = 'rademacher', rtol: float = 1e-5, atol: float = 1e-5,
-                 method: str = 'dopri5', eps: float = 1e-5, n_bits: int | None = None,
+                 method: str = 'dopri5', eps: float = 1e-5, levels: int | None = None,
                  centered: bool = True, n_steps: int = 100, max_steps: int = 4096):
   """Bits per dimension of x under the model defined by `score_fn`.
 
-  With `n_bits=None`, x is continuous data in model space and the result is
-  -log2 p_eps(x) / D. With `n_bits=8` (images), x holds integer pixel values in
-  [0, 255]; they are uniformly dequantised, (x + u) / 256 with u ~ U[0, 1),
-  mapped to [-1, 1] (`centered`) or [0, 1], and the density is reported on the
-  [0, 256)^D cube: this adds n_bits - log2(2) (or n_bits) bits/dim. Its
-  expectation over u upper-bounds the discrete negative log-likelihood, which
-  is never negative; the density at the grid points themselves is not a
-  likelihood of 8-bit data and can give negative bits/dim.
+  With `levels=None`, x is continuous data in model space and the result is
+  -log2 p_eps(x) / D. With `levels=L` (256 for 8-bit images), x holds the integer
+  grey levels k in [0, L - 1]; they are uniformly dequantised, (x + u) / L with
+  u ~ U[0, 1), mapped to [-1, 1] (`centered`) or [0, 1], and the density is reported
+  on the [0, L)^D cube: this adds log2(L) - 1 (or log2(L)) bits/dim. Its expectation
+  over u upper-bounds the discrete negative log-likelihood, which is never negative;
+  the density at the grid points themselves is not a likelihood of discrete data and
+  can give negative bits/dim. (`vlb.bits_per_dim`, DDPM's bound, takes the same
+  `levels` and `centered` but its x in model space.)
 
   Args:
     rng: PRNG key (probe and dequantisation noise).
@@ -66,8 +67,9 @@ def bits_per_dim(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x: jax.Array, *,
     rtol, atol, method, n_steps, max_steps: ODE solver settings as in
       `ode.solve_ode`.
     eps: starting time of the ODE, in (0, T).
-    n_bits: bit depth of discrete data, or None for continuous data.
-    centered: whether model space is [-1, 1] rather than [0, 1] (with n_bits).
+    levels: the number of grey levels of discrete data (an integer >= 2), or None for
+      continuous data.
+    centered: whether model space is [-1, 1] rather than [0, 1] (with levels).
 
   Returns:
     (bits/dim [B], the latent x(T) [B, ...], number of ODE right-hand-side
@@ -81,13 +83,12 @@ def bits_per_dim(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x: jax.Array, *,
   x = jnp.asarray(x, jnp.result_type(float))
   dim = math.prod(x.shape[1:])
   offset = 0.0
-  if n_bits is not None:
-    if isinstance(n_bits, bool) or not isinstance(n_bits, int) or n_bits < 1:
-      raise ValueError(f'n_bits must be a positive integer or None, got {n_bits!r}')
-    x = (x + uniform(dequant_rng, x.shape, x.dtype)) / 2**n_bits
+  if levels is not None:
+    check_levels('levels', levels)
+    x = (x + uniform(dequant_rng, x.shape, x.dtype)) / levels
     if centered:  # [0, 1] -> [-1, 1] halves the density: one bit/dim less
       x = 2.0 * x - 1.0
-    offset = n_bits - int(centered)
+    offset = float(np.log2(levels)) - int(centered)
 
   probe = {'rademacher': rademacher, 'gaussian': normal}.get(estimator)
   probe = None if probe is None else probe(probe_rng, x.shape, x.dtype)

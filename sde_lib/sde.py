@@ -24,15 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sde_lib.utils import batch_broadcast, normal
+from sde_lib.utils import batch_broadcast, check_levels, normal
 
 ScoreFn = Callable[[jax.Array, jax.Array], jax.Array]
 """score_fn(x [B, ...], t [B]) -> the score of p_t at x, shape [B, ...]."""
-
-
-def _check_levels(name: str, value) -> None:
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
-    raise ValueError(f'{name} must be an integer >= 2, got {value!r}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +38,7 @@ class SDE(abc.ABC):
   T: float = 1.0
 
   def __post_init__(self):
-    _check_levels('N', self.N)
+    check_levels('N', self.N)
     if not self.T > 0:
       raise ValueError(f'T must be positive, got {self.T!r}')
 

@@ -45,19 +45,21 @@ def test_hutchinson_bits_per_dim_are_unbiased(gmm, name, estimator):
   assert abs(difference.mean()) < 5 * difference.std() / np.sqrt(len(difference)) + 2e-3
 
 
-@pytest.mark.parametrize('centered, offset', [(True, 7.0), (False, 8.0)])
-def test_dequantised_8_bit_bits_per_dim_match_the_closed_form(centered, offset):
+@pytest.mark.parametrize('levels, centered, offset', [(256, True, 7.0), (256, False, 8.0),
+                                                      (17, True, np.log2(17) - 1)])
+def test_dequantised_bits_per_dim_match_the_closed_form(levels, centered, offset):
   # Model N(0, s^2 I) in model space: E_u[-log2 p(y)] / D + offset is closed form,
-  # with y = (x + u) / 256 (or 2 (x + u) / 256 - 1), u ~ U[0, 1).
+  # with y = (x + u) / L (or 2 (x + u) / L - 1), u ~ U[0, 1), L = levels.
   s = 0.6
   gaussian = toy.GaussianMixture(np.zeros((1, 3)), s, np.ones(1))
   sde = get_sde('vpsde')
-  pixels = jax.random.randint(jax.random.key(0), (256, 3), 0, 256)
+  pixels = jax.random.randint(jax.random.key(0), (256, 3), 0, levels)
   bpd, _, _ = likelihood.bits_per_dim(jax.random.key(1), sde, gaussian.score_fn(sde), pixels,
-                                      estimator='exact', eps=EPS, n_bits=8, centered=centered)
+                                      estimator='exact', eps=EPS, levels=levels,
+                                      centered=centered)
   scale, shift = (2.0, 1.0) if centered else (1.0, 0.0)
   p = np.asarray(pixels, np.float64)
-  mean_sq = (scale * (p + 0.5) / 256 - shift) ** 2 + (scale / 256) ** 2 / 12  # E_u[y^2]
+  mean_sq = (scale * (p + 0.5) / levels - shift) ** 2 + (scale / levels) ** 2 / 12  # E_u[y^2]
   expected = (0.5 * np.log(2 * np.pi * s**2) + mean_sq / (2 * s**2)) / np.log(2) + offset
   assert float(jnp.mean(bpd)) == pytest.approx(expected.mean(), abs=2e-3)
 
@@ -74,14 +76,15 @@ def test_dequantised_bits_per_dim_are_not_negative_where_grid_densities_are():
                                           jnp.asarray(grid, jnp.float32), estimator='exact')
   assert np.all(np.asarray(at_grid) + 7 < 0)
   dequantised, _, _ = likelihood.bits_per_dim(jax.random.key(0), sde, peaked.score_fn(sde),
-                                              pixels, estimator='exact', n_bits=8)
+                                              pixels, estimator='exact', levels=256)
   assert np.all(np.asarray(dequantised) > 0)
 
 
 @pytest.mark.parametrize('kwargs, message', [
     ({'estimator': 'skilling'}, "unknown estimator 'skilling'"),
     ({'eps': 0.0}, 'eps must lie in (0, T=1.0), got 0.0'),
-    ({'n_bits': 0}, 'n_bits must be a positive integer or None, got 0'),
+    ({'levels': 1}, 'levels must be an integer >= 2, got 1'),
+    ({'levels': 8.0}, 'levels must be an integer >= 2, got 8.0'),
     ({'method': 'rk45'}, "unknown ODE method 'rk45'"),
 ])
 def test_bits_per_dim_bad_input(gmm, kwargs, message):
