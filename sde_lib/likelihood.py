@@ -13,7 +13,7 @@ import numpy as np
 
 from sde_lib.ode import solve_ode
 from sde_lib.sde import SDE, ScoreFn, reverse
-from sde_lib.utils import normal, rademacher, uniform
+from sde_lib.utils import check_levels, normal, rademacher, uniform
 
 ESTIMATORS = ('rademacher', 'gaussian', 'exact')
 
@@ -47,13 +47,14 @@ def bits_per_dim(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x: jax.Array, *,
   """Bits per dimension of x under the model defined by `score_fn`.
 
   With `levels=None`, x is continuous data in model space and the result is
-  -log2 p_eps(x) / D. With `levels=256` (8-bit images), x holds integer grey levels in
-  [0, levels - 1]; they are uniformly dequantised, (x + u) / levels with u ~ U[0, 1),
-  mapped to [-1, 1] (`centered`) or [0, 1], and the density is reported on the
-  [0, levels)^D cube: this adds log2(levels) - 1 (or log2(levels)) bits/dim. Its
-  expectation over u upper-bounds the discrete negative log-likelihood, which
-  is never negative; the density at the grid points themselves is not a
-  likelihood of 8-bit data and can give negative bits/dim.
+  -log2 p_eps(x) / D. With `levels=L` (256 for 8-bit images), x holds the integer
+  grey levels k in [0, L - 1]; they are uniformly dequantised, (x + u) / L with
+  u ~ U[0, 1), mapped to [-1, 1] (`centered`) or [0, 1], and the density is reported
+  on the [0, L)^D cube: this adds log2(L) - 1 (or log2(L)) bits/dim. Its expectation
+  over u upper-bounds the discrete negative log-likelihood, which is never negative;
+  the density at the grid points themselves is not a likelihood of discrete data and
+  can give negative bits/dim. (`vlb.bits_per_dim`, DDPM's bound, takes the same
+  `levels` and `centered` but its x in model space.)
 
   Args:
     rng: PRNG key (probe and dequantisation noise).
@@ -66,8 +67,8 @@ def bits_per_dim(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x: jax.Array, *,
     rtol, atol, method, n_steps, max_steps: ODE solver settings as in
       `ode.solve_ode`.
     eps: starting time of the ODE, in (0, T).
-    levels: the grey levels of discrete data (256 for 8 bits), or None for continuous
-      data.
+    levels: the number of grey levels of discrete data (an integer >= 2), or None for
+      continuous data.
     centered: whether model space is [-1, 1] rather than [0, 1] (with levels).
 
   Returns:
@@ -83,12 +84,11 @@ def bits_per_dim(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x: jax.Array, *,
   dim = math.prod(x.shape[1:])
   offset = 0.0
   if levels is not None:
-    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
-      raise ValueError(f'levels must be an integer >= 2 or None, got {levels!r}')
+    check_levels('levels', levels)
     x = (x + uniform(dequant_rng, x.shape, x.dtype)) / levels
     if centered:  # [0, 1] -> [-1, 1] halves the density: one bit/dim less
       x = 2.0 * x - 1.0
-    offset = math.log2(levels) - int(centered)
+    offset = float(np.log2(levels)) - int(centered)
 
   probe = {'rademacher': rademacher, 'gaussian': normal}.get(estimator)
   probe = None if probe is None else probe(probe_rng, x.shape, x.dtype)

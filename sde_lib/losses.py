@@ -1,5 +1,5 @@
-"""Denoising score-matching losses: continuous (Song et al. 2021), DDPM and SMLD; and the
-noise-conditional classifier's cross-entropy.
+"""Denoising score-matching losses: continuous (Song et al. 2021), DDPM and SMLD; improved
+DDPM's hybrid loss for learned variances; and the noise-conditional classifier's cross-entropy.
 
 Each loss is `loss(rng, score_fn, batch, *, sde, ..., weights=None) -> scalar`,
 the batch mean (weighted by `weights` [B] if given, e.g. 0 on padding), pure and
@@ -8,12 +8,15 @@ over the parameters:
 `jax.grad(lambda p: dsm_loss(rng, make_score_fn(p), batch, sde=sde))(params)`.
 """
 
+import math
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sde_lib import vlb
+from sde_lib.parameterization import ScoreAndVFn
 from sde_lib.sde import SDE, VESDE, VPSDE, ScoreFn
 from sde_lib.utils import batch_broadcast
 
@@ -73,6 +76,16 @@ def _discrete_levels(rng: jax.Array, sde: SDE, batch: jax.Array):
   return i, t.astype(batch.dtype), jax.random.normal(z_rng, batch.shape, batch.dtype)
 
 
+def _ddpm_draw(rng: jax.Array, sde: VPSDE, batch: jax.Array, loss: str):
+  """DDPM's level i [B], its time [B], noise z, x_i and its std [B, 1...] (broadcast)."""
+  if not isinstance(sde, VPSDE):
+    raise ValueError(f'{loss} needs a VPSDE, got {type(sde).__name__}')
+  i, t, z = _discrete_levels(rng, sde, batch)
+  mean_coeff = jnp.asarray(np.sqrt(sde.alphas_cumprod), batch.dtype)[i]
+  std = batch_broadcast(jnp.asarray(sde.sqrt_1m_alphas_cumprod, batch.dtype)[i], batch)
+  return i, t, z, batch_broadcast(mean_coeff, batch) * batch + std * z, std
+
+
 def ddpm_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: VPSDE,
               reduce_mean: bool = True, weights: jax.Array | None = None) -> jax.Array:
   """DDPM's epsilon loss ||eps - eps_theta||^2 at a uniformly drawn level (Ho et al. 2020).
@@ -80,13 +93,47 @@ def ddpm_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: VPSDE
   The score network is an epsilon predictor, eps_theta = -std_i score, with
   std_i = sqrt(1 - alphas_cumprod[i]); level i is passed as time i T / (N-1).
   """
-  if not isinstance(sde, VPSDE):
-    raise ValueError(f'ddpm_loss needs a VPSDE, got {type(sde).__name__}')
-  i, t, z = _discrete_levels(rng, sde, batch)
-  mean_coeff = jnp.asarray(np.sqrt(sde.alphas_cumprod), batch.dtype)[i]
-  std = batch_broadcast(jnp.asarray(sde.sqrt_1m_alphas_cumprod, batch.dtype)[i], batch)
-  x_t = batch_broadcast(mean_coeff, batch) * batch + std * z
+  _, t, z, x_t, std = _ddpm_draw(rng, sde, batch, 'ddpm_loss')
   return _batch_mean(_reduce(jnp.square(score_fn(x_t, t) * std + z), reduce_mean), weights)
+
+
+def hybrid_loss(rng: jax.Array, score_and_v_fn: ScoreAndVFn, batch: jax.Array, *, sde: VPSDE,
+                levels: int | None, centered: bool, vlb_weight: float = 1e-3,
+                reduce_mean: bool = True, weights: jax.Array | None = None) -> jax.Array:
+  """Improved DDPM's L_hybrid = L_simple + lambda L_vlb, for a network with learned variances.
+
+  At the level i that `ddpm_loss` draws (with the same rng, the same draws: L_simple is
+  ddpm_loss exactly), L_vlb = N L_i, with L_i the bound's term at i (`vlb.term`: the
+  decoder's -log p(x_0 | x_1) at i = 0, the reverse step's KL above) in bits/dim, whose
+  expectation over i is the bound less its prior term. The mean's gradient through L_vlb
+  is stopped, so the variance alone learns from it and the mean from L_simple. With
+  lambda = 0.001 and N = 1000 this is improved-diffusion's RESCALED_MSE loss, mse + vb
+  (their vb *= num_timesteps / 1000 is lambda N for any N). With reduce_mean=False both
+  parts are sums over the dimensions (L_i in bits, not bits/dim).
+
+  Args:
+    rng: PRNG key.
+    score_and_v_fn: (x [B, ...], t [B]) -> (score, v), one network call, e.g.
+      `Parameterization(..., learned_variance=True).score_and_v_fn(sde, net_fn)`.
+    batch: clean data [B, ...] in model space (see `vlb.bits_per_dim` for the grid).
+    sde: the VP SDE whose discrete levels the network trains on.
+    levels: the data's grey levels for the decoder at level 0, or None for continuous data.
+    centered: whether model space is [-1, 1] rather than [0, 1].
+    vlb_weight: lambda.
+    reduce_mean: average over data dimensions (else sum).
+    weights: optional [B] weights of the examples in the batch mean.
+
+  Returns:
+    The (weighted) mean loss over the batch, a scalar.
+  """
+  i, t, z, x_t, std = _ddpm_draw(rng, sde, batch, 'hybrid_loss')
+  score, v = score_and_v_fn(x_t, t)
+  mse = _reduce(jnp.square(score * std + z), reduce_mean)
+  # The network has been called; the kernel reads its outputs, the mean's held fixed.
+  kernel = vlb.learned_range_kernel(sde, lambda x, t: (jax.lax.stop_gradient(score), v))
+  term = vlb.term(sde, kernel, batch, x_t, i, levels=levels, centered=centered)
+  dims = 1 if reduce_mean else math.prod(batch.shape[1:])
+  return _batch_mean(mse + (vlb_weight * sde.N * dims) * term, weights)
 
 
 def smld_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: VESDE,

@@ -13,6 +13,13 @@ and the time inputs are t * 999 (score_sde's continuous VP/sub-VP), DDPM's index
 t * (N - 1), sigma = std / alpha (continuous VE) and NCSN's level counted from the
 largest sigma. The discrete time inputs come with the discrete levels' own alpha
 and std (DDPM's alphas_cumprod, SMLD's sigmas), as networks trained on them expect.
+
+With `learned_variance` (improved DDPM) the network's output has twice the data's
+channels on the last axis: the first half is what `output` says, the second is v, the
+interpolation of the reverse step's log-variance between beta-tilde (v = -1) and beta
+(v = 1) that `vlb.learned_range_kernel` reads. `score_fn` and `denoise_fn` read the
+first half, so samplers use such a network unchanged; `score_and_v_fn` gives the score
+and v from one call, for the bound and `losses.hybrid_loss`.
 """
 
 import dataclasses
@@ -25,7 +32,11 @@ from sde_lib.sde import SDE, VESDE, ScoreFn, SubVPSDE, VPSDE
 from sde_lib.utils import batch_broadcast
 
 NetFn = Callable[[jax.Array, jax.Array], jax.Array]
-"""net_fn(x [B, ...], time_cond [B]) -> the network's raw output [B, ...]."""
+"""net_fn(x [B, ...], time_cond [B]) -> the network's raw output [B, ...] (with learned
+variances [B, ..., 2C] for x [B, ..., C])."""
+
+ScoreAndVFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+"""score_and_v_fn(x [B, ...], t [B]) -> (score [B, ...], v [B, ...]) from one network call."""
 
 OUTPUTS = ('eps', 'score', 'x0')
 TIME_INPUTS = ('t999', 'ddpm_index', 'sigma', 'ncsn_level')
@@ -41,11 +52,14 @@ class Parameterization:
     time_input: the time conditioning it is given, one of TIME_INPUTS.
     scale_by_sigma: a 'score' network's output is divided by std (NCSN++'s
       output scaling); ignored by the other outputs.
+    learned_variance: the network's output carries improved DDPM's variance
+      interpolation v as a second half of its channels (last axis).
   """
 
   output: str = 'eps'
   time_input: str = 't999'
   scale_by_sigma: bool = False
+  learned_variance: bool = False
 
   def __post_init__(self):
     for name, value, known in (('output', self.output, OUTPUTS),
@@ -83,15 +97,43 @@ class Parameterization:
       return batch_broadcast(1.0 / std, x) * output if self.scale_by_sigma else output
     return (batch_broadcast(alpha, x) * output - x) / batch_broadcast(std**2, x)
 
+  def split(self, output: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(the part of `output` that `output` names [B, ..., C], v [B, ..., C]) of a network
+    with learned variances, whose output is [B, ..., 2C] for x [B, ..., C]."""
+    if not self.learned_variance:
+      raise ValueError('the network has no variance output: use learned_variance=True')
+    if output.shape[:-1] != x.shape[:-1] or output.shape[-1] != 2 * x.shape[-1]:
+      raise ValueError(f'a network with learned variances outputs [..., 2C] for x [..., C], '
+                       f'got output {output.shape} for x {x.shape}')
+    return output[..., :x.shape[-1]], output[..., x.shape[-1]:]
+
+  def _net_output(self, net_fn: NetFn, sde: SDE, x: jax.Array, t: jax.Array) -> jax.Array:
+    """The network's output at (x, t), less its v half if it has one."""
+    output = net_fn(x, self.time_condition(sde, t))
+    return self.split(output, x)[0] if self.learned_variance else output
+
   def score_fn(self, sde: SDE, net_fn: NetFn) -> ScoreFn:
     """score_fn(x [B, ...], t [B]) -> [B, ...] backed by the network function."""
-    return lambda x, t: self.score(sde, net_fn(x, self.time_condition(sde, t)), x, t)
+    return lambda x, t: self.score(sde, self._net_output(net_fn, sde, x, t), x, t)
+
+  def score_and_v_fn(self, sde: SDE, net_fn: NetFn) -> ScoreAndVFn:
+    """score_and_v_fn(x, t) -> (score [B, ...], v [B, ...]) of a network with learned
+    variances, from one call of the network."""
+    if not self.learned_variance:
+      raise ValueError('score_and_v_fn needs a network with learned variances '
+                       '(learned_variance=True)')
+
+    def score_and_v(x: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+      output, v = self.split(net_fn(x, self.time_condition(sde, t)), x)
+      return self.score(sde, output, x, t), v
+
+    return score_and_v
 
   def denoise_fn(self, sde: SDE, net_fn: NetFn) -> ScoreFn:
     """denoise_fn(x, t) -> E[x(0) | x(t) = x] [B, ...], EDM's D, from the network function."""
 
     def denoise(x: jax.Array, t: jax.Array) -> jax.Array:
-      output = net_fn(x, self.time_condition(sde, t))
+      output = self._net_output(net_fn, sde, x, t)
       if self.output == 'x0':
         return output
       alpha, std = self.coefficients(sde, t)

@@ -24,15 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sde_lib.utils import batch_broadcast, normal
+from sde_lib.utils import batch_broadcast, check_levels, normal
 
 ScoreFn = Callable[[jax.Array, jax.Array], jax.Array]
 """score_fn(x [B, ...], t [B]) -> the score of p_t at x, shape [B, ...]."""
-
-
-def _check_levels(name: str, value) -> None:
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
-    raise ValueError(f'{name} must be an integer >= 2, got {value!r}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +38,7 @@ class SDE(abc.ABC):
   T: float = 1.0
 
   def __post_init__(self):
-    _check_levels('N', self.N)
+    check_levels('N', self.N)
     if not self.T > 0:
       raise ValueError(f'T must be positive, got {self.T!r}')
 
@@ -114,7 +109,11 @@ def _standard_normal_logp(z: jax.Array, scale: float) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class _LinearBetaSDE(SDE):
-  """The part shared by VP and sub-VP: beta(t) = beta_min + t (beta_max - beta_min)."""
+  """The part shared by VP and sub-VP: beta(t) = beta_min + t (beta_max - beta_min).
+
+  `discrete_betas` are DDPM's, and VP's cosine schedule replaces them with improved
+  DDPM's; `alphas`, `alphas_cumprod` and everything built on them follow.
+  """
 
   beta_min: float = 0.1
   beta_max: float = 20.0
@@ -148,6 +147,9 @@ class _LinearBetaSDE(SDE):
   @functools.cached_property
   def discrete_betas(self) -> np.ndarray:
     """DDPM's betas: linspace(beta_min / N, beta_max / N, N), i.e. 1e-4..0.02 by default."""
+    return self._discrete_betas()
+
+  def _discrete_betas(self) -> np.ndarray:
     return np.linspace(self.beta_min / self.N, self.beta_max / self.N, self.N)
 
   @functools.cached_property
@@ -170,24 +172,115 @@ class _LinearBetaSDE(SDE):
     return _standard_normal_logp(z, 1.0)
 
 
+VP_SCHEDULES = ('linear', 'cosine')
+_COSINE_MAX_BETA = 0.999  # improved DDPM's clip on each discrete beta
+
+
 @dataclasses.dataclass(frozen=True)
 class VPSDE(_LinearBetaSDE):
-  """Variance-preserving SDE, the continuous limit of DDPM."""
+  """Variance-preserving SDE, the continuous limit of DDPM.
+
+  `schedule` chooses how the noise grows: 'linear' (DDPM's beta_min..beta_max, the
+  default) or 'cosine' (Nichol & Dhariwal 2021, improved DDPM), whose discrete levels
+  are their betas exactly, beta_i = min(1 - abar(u_{i+1}) / abar(u_i), 0.999) with
+  u_i = i / N and abar(u) = f(u) / f(0), f(u) = cos^2((u + s) / (1 + s) pi / 2), s =
+  `cosine_s`. The cosine schedule ignores beta_min and beta_max.
+
+  Its continuous time follows the same abar(u), but abar(1) = 0 would put log-SNR -inf
+  and an infinite beta at T, which no ODE or log-SNR sampler can step to. It stops
+  where the discrete chain stops following it: at the u_max where beta(u) / N, the
+  continuous beta of one of the N steps, reaches the 0.999 clip. t in [0, T] maps
+  linearly to u = u_max t / T. For N = 1000 this is DPM-Solver's NoiseScheduleVP
+  ('cosine') t_max (log-SNR(T) = -5.77, beta(T) = 0.999 N u_max / T); as N grows u_max
+  tends to 1 as 1 - u_max ~ 2 / N, so the continuous schedule stays the limit of the
+  discrete levels to O(1/N) like the linear one. Unlike the linear schedule, the
+  continuous cosine SDE therefore depends on N (through its end alone).
+  """
+
+  schedule: str = 'linear'
+  cosine_s: float = 0.008
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.schedule not in VP_SCHEDULES:
+      raise ValueError(f'unknown VP schedule {self.schedule!r}; known: {list(VP_SCHEDULES)}')
+    if not self.cosine_s > 0:  # s = 0: phi(0) = 0, and t_from_log_snr divides by sin(phi(0))
+      raise ValueError(f'cosine_s must be positive, got {self.cosine_s!r}')
+
+  @functools.cached_property
+  def _cosine_phi0(self) -> float:
+    return self.cosine_s / (1.0 + self.cosine_s) * math.pi / 2
+
+  @functools.cached_property
+  def cosine_u_max(self) -> float:
+    """The end of the cosine schedule in improved DDPM's time u: beta(u_max) / N = 0.999."""
+    s = self.cosine_s
+    return math.atan(_COSINE_MAX_BETA * self.N * (1 + s) / math.pi) * 2 * (1 + s) / math.pi - s
+
+  def _cosine_delta(self, t: jax.Array) -> jax.Array:
+    """phi(t) - phi(0), the angle that the cosine schedule has turned by at time t."""
+    return t * (self.cosine_u_max / self.T / (1.0 + self.cosine_s) * math.pi / 2)
+
+  def beta(self, t):
+    if self.schedule == 'linear':
+      return super().beta(t)
+    # -d log abar / dt = 2 tan(phi) dphi/dt.
+    phi = self._cosine_phi0 + self._cosine_delta(t)
+    return jnp.tan(phi) * (math.pi * self.cosine_u_max / ((1.0 + self.cosine_s) * self.T))
+
+  def log_mean_coeff(self, t):
+    if self.schedule == 'linear':
+      return super().log_mean_coeff(t)
+    # log(cos(phi0 + d) / cos(phi0)) = log1p(cos d - 1 - tan(phi0) sin d), without the
+    # cancellation of two logs near t = 0.
+    d = self._cosine_delta(t)
+    return jnp.log1p(-2.0 * jnp.sin(0.5 * d) ** 2 - math.tan(self._cosine_phi0) * jnp.sin(d))
+
+  def _cosine_log_std(self, t: jax.Array) -> jax.Array:
+    # 1 - cos^2(phi) / cos^2(phi0) = sin(phi - phi0) sin(phi + phi0) / cos^2(phi0): exact
+    # at t = 0, where 1 - alpha^2 would cancel.
+    d = self._cosine_delta(t)
+    return (0.5 * jnp.log(jnp.sin(d) * jnp.sin(2.0 * self._cosine_phi0 + d))
+            - math.log(math.cos(self._cosine_phi0)))
 
   def sde(self, x, t):
     beta_t = self.beta(t)
     return -0.5 * batch_broadcast(beta_t, x) * x, jnp.sqrt(beta_t)
 
   def std(self, t):
+    if self.schedule == 'cosine':
+      return jnp.exp(self._cosine_log_std(t))
     return jnp.sqrt(-jnp.expm1(2.0 * self.log_mean_coeff(t)))
 
   def log_snr(self, t):
     log_mean = self.log_mean_coeff(t)
+    if self.schedule == 'cosine':
+      return log_mean - self._cosine_log_std(t)
     return log_mean - 0.5 * jnp.log(-jnp.expm1(2.0 * log_mean))
 
   def t_from_log_snr(self, lam):
+    lam = jnp.asarray(lam)
+    if self.schedule == 'cosine':
+      # cos^2(phi) = cos^2(phi0) sigmoid(2 lam) gives tan^2(phi) = tan^2(phi0) + k with
+      # k = e^(-2 lam) / cos^2(phi0). With q = k / (k + tan^2(phi0)) = sigmoid(-2 lam -
+      # 2 log sin(phi0)), phi - phi0 = atan2(1 - cot(phi) tan(phi0), cot(phi) + tan(phi0))
+      # and 1 - cot(phi) tan(phi0) = 1 - sqrt(1 - q) = q / (1 + sqrt(1 - q)): exact at
+      # lam = inf (q = 0, t = 0) and finite at lam = -inf (q = 1, u = 1). 1 - q is a
+      # sigmoid of its own, which float32 would round to 0 near T as 1 - q.
+      tan0 = math.tan(self._cosine_phi0)
+      logit = -2.0 * lam - 2.0 * math.log(math.sin(self._cosine_phi0))
+      q, root = jax.nn.sigmoid(logit), jnp.sqrt(jax.nn.sigmoid(-logit))
+      d = jnp.arctan2(q / (1.0 + root), root / tan0 + tan0)
+      return d * (self.T / self.cosine_u_max * (1.0 + self.cosine_s) * 2 / math.pi)
     # alpha^2 = sigmoid(2 lam), so -log alpha = softplus(-2 lam) / 2.
-    return self._t_from_log_mean_coeff(0.5 * jax.nn.softplus(-2.0 * jnp.asarray(lam)))
+    return self._t_from_log_mean_coeff(0.5 * jax.nn.softplus(-2.0 * lam))
+
+  def _discrete_betas(self) -> np.ndarray:
+    if self.schedule == 'linear':
+      return super()._discrete_betas()
+    u = np.arange(self.N + 1) / self.N
+    f = np.cos((u + self.cosine_s) / (1 + self.cosine_s) * np.pi / 2) ** 2
+    return np.minimum(1.0 - f[1:] / f[:-1], _COSINE_MAX_BETA)
 
   def discrete_marginal(self, t):
     i = self.timestep(t)

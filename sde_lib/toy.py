@@ -84,21 +84,27 @@ class GaussianMixture:
     m, s = float(sde.alpha(t)), float(sde.std(t))
     return GaussianMixture(m * self.means, np.sqrt((m * self.stds) ** 2 + s**2), self.weights)
 
-  def score_fn(self, sde: SDE) -> ScoreFn:
-    """The exact score of p_t under `sde`: score_fn(x [B, ...], t [B]) -> [B, ...]."""
+  def score_fn(self, sde: SDE, *, discrete: bool = False) -> ScoreFn:
+    """The exact score of p_t under `sde`: score_fn(x [B, ...], t [B]) -> [B, ...].
+
+    With `discrete`, the exact score of the discrete level of t instead (DDPM's
+    alphas_cumprod or SMLD's sigmas, `sde.discrete_marginal`): what a network trained on
+    the N levels learns, and the score of DDPM's chain that its variational bound needs.
+    """
 
     def score(x: jax.Array, t: jax.Array) -> jax.Array:
-      flat, means, variances = self._diffused(sde, x, t)
+      flat, means, variances = self._diffused(sde, x, t, discrete)
       posterior = jax.nn.softmax(self._component_logp(flat, means, variances), axis=-1)
       component_scores = (means - flat[:, None, :]) / variances
       return jnp.sum(posterior[..., None] * component_scores, axis=1).reshape(x.shape)
 
     return score
 
-  def _diffused(self, sde: SDE, x: jax.Array, t: jax.Array):
+  def _diffused(self, sde: SDE, x: jax.Array, t: jax.Array, discrete: bool = False):
     """x flattened [B, D], and the components of p_t: means and variances [B, K, D]."""
     flat = _flat(x)
-    m, s = sde.alpha(t)[:, None, None], sde.std(t)[:, None, None]  # [B, 1, 1]
+    m, s = sde.discrete_marginal(t) if discrete else (sde.alpha(t), sde.std(t))
+    m, s = m[:, None, None], s[:, None, None]  # [B, 1, 1]
     means = m * jnp.asarray(self.means, flat.dtype)[None]
     variances = (m * jnp.asarray(self.stds, flat.dtype)[None]) ** 2 + s**2
     return flat, means, variances

@@ -1,9 +1,16 @@
-"""Array helpers shared by the SDE code: per-example broadcasting and noise."""
+"""Array helpers shared by the SDE code: per-example broadcasting, noise, argument checks."""
 
 from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+
+def check_levels(name: str, value) -> None:
+  """Raises a ValueError unless value is an integer >= 2 (a number of levels or steps)."""
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
+    raise ValueError(f'{name} must be an integer >= 2, got {value!r}')
 
 
 def batch_broadcast(v: jax.Array, x: jax.Array) -> jax.Array:

@@ -84,7 +84,8 @@ def test_dequantised_bits_per_dim_are_not_negative_where_grid_densities_are():
 @pytest.mark.parametrize('kwargs, message', [
     ({'estimator': 'skilling'}, "unknown estimator 'skilling'"),
     ({'eps': 0.0}, 'eps must lie in (0, T=1.0), got 0.0'),
-    ({'levels': 1}, 'levels must be an integer >= 2 or None, got 1'),
+    ({'levels': 1}, 'levels must be an integer >= 2, got 1'),
+    ({'levels': 8.0}, 'levels must be an integer >= 2, got 8.0'),
     ({'method': 'rk45'}, "unknown ODE method 'rk45'"),
 ])
 def test_bits_per_dim_bad_input(gmm, kwargs, message):

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sde_lib import get_sde, losses, toy
+from sde_lib import get_sde, losses, toy, vlb
+from sde_lib.parameterization import Parameterization
 
 ALL_SDES = ['vpsde', 'subvpsde', 'vesde']
 SCALE = 0.5  # data ~ N(0, SCALE^2 I): every loss has a closed-form minimum.
@@ -151,3 +152,70 @@ def test_classifier_loss_is_lowest_at_the_exact_posterior(gmm, name):
   assert float(jnp.max(jnp.abs(jax.grad(loss_at)(zero)))) < 0.02
   for bias in ([0.5, 0.0, 0.0], [0.0, -0.5, 0.0], [0.0, 0.3, -0.3]):
     assert float(loss_at(jnp.asarray(bias))) > float(loss_at(zero)) + 1e-3
+
+
+def _learned_variance_net(params):
+  """A toy eps network with learned variances: output [B, 2D] = [a x + b, v + w x]."""
+  return lambda x, c: jnp.concatenate([params['a'] * x + params['b'],
+                                       params['v'] + params['w'] * x], axis=-1)
+
+
+LEARNED = Parameterization('eps', 'ddpm_index', learned_variance=True)
+PARAMS = {'a': 0.3, 'b': -0.1, 'v': 0.2, 'w': 0.05}
+
+
+def test_hybrid_loss_trains_the_mean_on_ddpm_loss_alone_and_the_variance_on_the_bound():
+  sde = get_sde('vpsde', N=100)
+  # 8-bit data in [-1, 1]: the decoder at level 0 is the discretised Gaussian.
+  batch = jnp.clip(jnp.round((_batch(jax.random.key(0), 256) + 1) * 127.5) / 127.5 - 1, -1, 1)
+  rng = jax.random.key(1)
+
+  def hybrid(params, vlb_weight=1e-3):
+    return losses.hybrid_loss(rng, LEARNED.score_and_v_fn(sde, _learned_variance_net(params)),
+                              batch, sde=sde, levels=256, centered=True, vlb_weight=vlb_weight)
+
+  def ddpm(params):
+    return losses.ddpm_loss(rng, LEARNED.score_fn(sde, _learned_variance_net(params)), batch,
+                            sde=sde)
+
+  assert float(hybrid(PARAMS, 0.0)) == float(ddpm(PARAMS))
+  # lambda = 1 rather than 0.001: any of the bound's gradient leaking into the mean shows.
+  grad_hybrid = jax.grad(lambda p: hybrid(p, 1.0))(PARAMS)
+  grad_ddpm = jax.grad(ddpm)(PARAMS)
+  for name in ('a', 'b'):  # the mean: the bound's gradient is stopped
+    np.testing.assert_allclose(grad_hybrid[name], grad_ddpm[name], rtol=1e-6)
+  for name in ('v', 'w'):  # the variance: the bound alone moves it
+    assert float(grad_ddpm[name]) == 0.0 and abs(float(grad_hybrid[name])) > 1e-3
+  assert float(hybrid(PARAMS)) != float(ddpm(PARAMS))
+
+
+def test_hybrid_loss_bound_part_is_the_bound_less_its_prior_in_expectation():
+  # L_hybrid - L_simple = lambda N L_i at a uniform level i: with lambda = 1 its
+  # expectation is the sum of the bound's terms, decoder and KLs, as vlb.bits_per_dim
+  # measures them. A cosine N = 10 keeps N L_0 from dominating the variance.
+  sde = get_sde('vpsde', schedule='cosine', N=10)
+  exact_score = GAUSSIAN.score_fn(sde, discrete=True)
+  score_and_v = lambda x, t: (exact_score(x, t), jnp.full_like(x, 0.3))
+
+  def difference(rng, reduce_mean=True):
+    batch = _batch(rng)
+    return (losses.hybrid_loss(rng, score_and_v, batch, sde=sde, levels=None, centered=False,
+                               vlb_weight=1.0, reduce_mean=reduce_mean)
+            - losses.ddpm_loss(rng, exact_score, batch, sde=sde, reduce_mean=reduce_mean))
+
+  mean, error = _mean_and_error(difference)
+  x0 = _batch(jax.random.key(2), 100_000)
+  bound = jax.jit(lambda rng, x: vlb.bits_per_dim(
+      rng, sde, vlb.learned_range_kernel(sde, score_and_v), x, levels=None,
+      centered=False))(jax.random.key(3), x0)
+  terms = np.asarray(bound.decoder + bound.kl, np.float64)
+  assert mean == pytest.approx(terms.mean(), abs=error + 5 * terms.std() / np.sqrt(terms.size))
+  # Summed over the 3 dimensions, the bound's part is in bits: 3 times as large.
+  rng = jax.random.key(4)
+  np.testing.assert_allclose(difference(rng, reduce_mean=False), 3 * difference(rng), rtol=1e-4)
+
+
+def test_hybrid_loss_refuses_other_sdes():
+  with pytest.raises(ValueError, match='hybrid_loss needs a VPSDE, got VESDE'):
+    losses.hybrid_loss(jax.random.key(0), lambda x, t: (x, x), jnp.zeros((2, 3)),
+                       sde=get_sde('vesde'), levels=None, centered=False)

@@ -110,3 +110,39 @@ def test_unknown_parameterisations_are_refused(kwargs, message):
   with pytest.raises(ValueError) as error:
     Parameterization(**kwargs)
   assert message in str(error.value)
+
+
+@pytest.mark.parametrize('output', OUTPUTS)
+def test_learned_variance_networks_give_the_score_and_v_from_one_call(output):
+  # The first half of the channels is read as today's output, the second is v.
+  sde = get_sde('vpsde')
+  plain = Parameterization(output, 'ddpm_index')
+  learned = Parameterization(output, 'ddpm_index', learned_variance=True)
+  x = jax.random.normal(jax.random.key(0), (3, 2, 2, 3))
+  t = jnp.array([0.1, 0.5, 0.9])
+  mean_net = lambda x, c: 0.5 * x + c[:, None, None, None] / 999
+  v = jnp.linspace(-1.0, 1.0, 36).reshape(3, 2, 2, 3)
+  calls = []
+
+  def net(x, c):
+    calls.append(1)
+    return jnp.concatenate([mean_net(x, c), v], axis=-1)
+
+  score, v_out = learned.score_and_v_fn(sde, net)(x, t)
+  assert len(calls) == 1
+  np.testing.assert_array_equal(v_out, v)
+  np.testing.assert_array_equal(score, plain.score_fn(sde, mean_net)(x, t))
+  np.testing.assert_array_equal(learned.score_fn(sde, net)(x, t), score)
+  np.testing.assert_array_equal(learned.denoise_fn(sde, net)(x, t),
+                                plain.denoise_fn(sde, mean_net)(x, t))
+
+
+def test_learned_variance_contract_is_checked():
+  sde = get_sde('vpsde')
+  x, t = jnp.ones((2, 4, 4, 3)), jnp.array([0.2, 0.4])
+  with pytest.raises(ValueError, match='needs a network with learned variances'):
+    Parameterization().score_and_v_fn(sde, lambda x, c: x)
+  with pytest.raises(ValueError, match=r'outputs \[..., 2C\] for x \[..., C\], got output '
+                                       r'\(2, 4, 4, 3\) for x \(2, 4, 4, 3\)'):
+    Parameterization(learned_variance=True).score_fn(sde, lambda x, c: x)(x, t)
+  assert Parameterization() == Parameterization(learned_variance=False)

@@ -76,6 +76,27 @@ def test_every_sampler_recovers_the_mixture_at_50_evaluations(gmm, name, method,
   assert_recovers_mixture(gmm, out.x, weight_tol=0.05, mean_tol=0.15, std_rtol=0.2)
 
 
+COSINE_SAMPLERS = [('ddim', {}, 'logsnr'), ('dpm_solver_pp', {'order': 2}, 'logsnr'),
+                   ('ode', {'solver': 'heun'}, 'karras'),
+                   ('ode', {'solver': 'dopri5', 'rtol': 1e-3, 'atol': 1e-3}, 'uniform'),
+                   ('pc', {'predictor': 'ancestral_sampling', 'corrector': 'none'}, 'uniform')]
+
+
+@pytest.mark.parametrize('method, options, schedule', COSINE_SAMPLERS,
+                         ids=[f'{m}-{"-".join(map(str, o.values()))}-{s}'
+                              for m, o, s in COSINE_SAMPLERS])
+def test_samplers_recover_the_mixture_on_the_cosine_schedule(gmm, method, options, schedule):
+  # The cosine VP's finite end (log-SNR -5.77, beta 997 at T for N = 1000) is what the
+  # log-SNR grids and the ODE solvers step from; PC's ancestral steps use its discrete
+  # betas, the last one clipped at 0.999.
+  sde = get_sde('vpsde', schedule='cosine')
+  n_steps = {'ode': 25, 'pc': 100}.get(method, 50)
+  out = jax.jit(lambda rng, x_T: sampling.sample(
+      method, rng, sde, gmm.score_fn(sde), x_T, n_steps=n_steps, schedule=schedule,
+      **options))(jax.random.key(0), _x_T(sde, 2000))
+  assert_recovers_mixture(gmm, out.x, weight_tol=0.05, mean_tol=0.15, std_rtol=0.2)
+
+
 @pytest.mark.parametrize('method, options, schedule', SAMPLERS, ids=SAMPLER_IDS)
 def test_nfe_counts_every_score_evaluation(gmm, method, options, schedule):
   sde = get_sde('vesde')

@@ -6,10 +6,12 @@ import pytest
 from sde_lib import get_sde, toy
 
 
-@pytest.mark.parametrize('name', ['vpsde', 'subvpsde', 'vesde'])
+@pytest.mark.parametrize('name, kwargs', [('vpsde', {}), ('vpsde', {'schedule': 'cosine'}),
+                                          ('subvpsde', {}), ('vesde', {})],
+                         ids=['vpsde', 'vpsde-cosine', 'subvpsde', 'vesde'])
 @pytest.mark.parametrize('t', [1e-3, 0.3, 1.0])
-def test_score_is_the_gradient_of_the_marginal_log_density(gmm, name, t):
-  sde = get_sde(name)
+def test_score_is_the_gradient_of_the_marginal_log_density(gmm, name, kwargs, t):
+  sde = get_sde(name, **kwargs)
   x = 3.0 * jax.random.normal(jax.random.key(0), (16, 2))
   marginal = gmm.marginal(sde, t)
   expected = jax.vmap(jax.grad(lambda v: marginal.log_prob(v[None])[0]))(x)
@@ -57,3 +59,21 @@ def test_mode_statistics_of_an_unvisited_mode_are_empty(gmm):
   np.testing.assert_array_equal(weights, [0.5, 0.5, 0.0])
   np.testing.assert_allclose(means[:2], gmm.means[:2] + 0.01, rtol=1e-6)
   assert np.all(np.isnan(means[2])) and np.all(np.isnan(variances[2]))
+
+
+@pytest.mark.parametrize('name, kwargs', [('vpsde', {}), ('vpsde', {'schedule': 'cosine'}),
+                                          ('vesde', {})])
+def test_discrete_score_is_the_score_of_the_discrete_levels_marginal(gmm, name, kwargs):
+  # Level i of N = 50: x_i = alpha_i x_0 + std_i z with the levels' own alpha_i and std_i.
+  sde = get_sde(name, N=50, **kwargs)
+  x = 3.0 * jax.random.normal(jax.random.key(0), (3, 2))
+  t = jnp.array([0.0, 10.0, 49.0]) / 49
+  alpha, std = (np.asarray(v, np.float64) for v in sde.discrete_marginal(t))
+  score = gmm.score_fn(sde, discrete=True)(x, t)
+  for b in range(3):
+    level = toy.GaussianMixture(alpha[b] * gmm.means,
+                                np.sqrt((alpha[b] * gmm.stds) ** 2 + std[b] ** 2), gmm.weights)
+    expected = jax.grad(lambda v: level.log_prob(v[None])[0])(x[b])
+    np.testing.assert_allclose(score[b], expected, rtol=1e-4, atol=1e-4)
+  if name == 'vpsde':  # VE's geometric sigmas are its continuous sigma(t) at the levels
+    assert not np.allclose(score, gmm.score_fn(sde)(x, t), rtol=1e-3)
