@@ -182,7 +182,7 @@ def get_default_config() -> ml_collections.ConfigDict:
   # augmentation level s / T when sampling (Ho et al. 2021), drawn ~ U[0, aug_max] in
   # training (1: as imagen-pytorch). 0.2: imagen-pytorch's lowres_sample_noise_level;
   # Imagen samples at 0.1-0.3. Short runs learn to read a noisy input slowly (measured in
-  # tasks/super_resolution.py): aug_max 0 trains the plain upsampler.
+  # configs/cascade/digits_sr.py, which uses 0.05): aug_max 0 trains the plain upsampler.
   conditioning.low_size = 0
   conditioning.aug_level = 0.2
   conditioning.aug_max = 1.0
