@@ -6,7 +6,6 @@ keyed by what made them), so evaluating many checkpoints or sweep points pays fo
 them once.
 """
 
-import functools
 import json
 import time
 from typing import Any
@@ -166,7 +165,7 @@ class Evaluator:
     if not path:
       raise JobError('sample-quality metrics need the FID Inception weights: set '
                      '--config.eval.inception_weights=/path/to/inception.npz (see evaluation.py '
-                     'for converting pytorch-fid\'s file), or --config.eval.enable_sampling=False')
+                     'for converting pytorch-fid\'s file), or leave fid out of eval.metrics')
     variables = evaluation.load_inception_params(path)
     return (lambda images: evaluation.inception_features(variables, images * 2.0 - 1.0),
             f'FID Inception {path}')

@@ -26,7 +26,6 @@ import dataclasses
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 
 from sde_lib.sde import SDE, VESDE, ScoreFn, SubVPSDE, VPSDE
 from sde_lib.utils import batch_broadcast

@@ -13,7 +13,6 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-import models
 import run_lib
 from configs.default import get_default_config
 from sde_lib import sampling

@@ -3,7 +3,6 @@ file under classifier-free guidance on text, a cascade (base -> upsampler) in --
 and eval, and their bad input."""
 
 import dataclasses
-import json
 import logging
 import pathlib
 import subprocess
@@ -15,7 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import input_pipeline
 import run_lib
 from configs.cascade import digits_4, digits_sr
 from configs.digits import vp as digits_vp
