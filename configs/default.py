@@ -39,6 +39,10 @@ def get_default_config() -> ml_collections.ConfigDict:
   sde.beta_max = 20.0
   sde.sigma_min = 0.01
   sde.sigma_max = 50.0
+  # VP only: 'linear' betas (Ho et al.; beta_min, beta_max) or improved DDPM's 'cosine'
+  # alphas_cumprod (Nichol & Dhariwal 2021) with offset cosine_s.
+  sde.schedule = 'linear'
+  sde.cosine_s = 0.008
 
   config.model = model = ml_collections.ConfigDict()
   model.name = 'ncsnpp'  # see models.MODELS
@@ -68,6 +72,10 @@ def get_default_config() -> ml_collections.ConfigDict:
   model.output = ''  # '', 'eps', 'score', 'x0'
   model.time_input = ''  # '', 't999', 'ddpm_index', 'sigma', 'ncsn_level'
   model.scale_by_sigma = True  # a 'score' network's output is divided by sigma
+  # Improved DDPM's learned variances: the network also outputs v, the interpolation of the
+  # reverse step's log-variance between beta-tilde and beta, trained by the hybrid loss
+  # (training.vlb_weight) on DDPM's discrete levels of a VP SDE; the bound (bpd_vlb) uses it.
+  model.learned_variance = False
   model.num_classes = 0  # > 0: condition on class labels (label num_classes = none)
   # training.task='classifier': models.Classifier, the encoder of the ncsnpp options above.
   model.num_outputs = 10  # its classes
@@ -97,6 +105,7 @@ def get_default_config() -> ml_collections.ConfigDict:
   training.continuous = True  # continuous-time DSM; False: DDPM (VP) or SMLD (VE) loss
   training.reduce_mean = False
   training.likelihood_weighting = False
+  training.vlb_weight = 0.001  # model.learned_variance: lambda of L_simple + lambda L_vlb
   # Steps per compiled call (lax.scan): fewer dispatches on accelerators. Keep 1 on CPU,
   # where XLA runs convolutions ~7x slower inside a loop.
   training.n_jitted_steps = 1
@@ -204,6 +213,13 @@ def get_default_config() -> ml_collections.ConfigDict:
   evaluate.bpd_estimator = 'rademacher'
   evaluate.rtol = 1e-5  # the probability-flow ODE's tolerances for bits/dim
   evaluate.atol = 1e-5
+  # bpd_vlb: the reverse steps' fixed variance ('beta_tilde' or 'beta', Ho et al.'s two; a
+  # model with learned variances uses its own), the number of the N - 1 KL terms drawn per
+  # image (0: all of them, exact; K: an unbiased estimate from K), and whether the
+  # prediction of x(0) is clipped to the data's range (improved DDPM's clip_denoised).
+  evaluate.vlb_variance = 'beta_tilde'
+  evaluate.vlb_terms = 0
+  evaluate.vlb_clip_denoised = True
   evaluate.num_samples = 512
   evaluate.inception_weights = ''  # local .npz of the FID Inception network
   # KID's subsets (Binkowski et al.: 1000); below both set sizes, or its std is 0.

@@ -71,6 +71,8 @@ class NCSNpp(nn.Module):
     embedding_type: 'fourier' (of log sigma) or 'positional' (of a timestep).
     fourier_scale: std of the Fourier frequencies.
     init_scale: init scale of every block's last layer (0 starts near zero).
+    out_channels: channels of the output; 0 for the input's (a network with learned
+      variances outputs twice those, sde_lib.parameterization).
     scale_shift_norm: the embedding scales and shifts each residual block's second
       GroupNorm (ADM's use_scale_shift_norm, as GLIDE and cascaded models) instead of being
       added before it (Song et al.).
@@ -96,6 +98,7 @@ class NCSNpp(nn.Module):
   embedding_type: str = 'fourier'
   fourier_scale: float = 16.0
   init_scale: float = 0.0
+  out_channels: int = 0
   scale_shift_norm: bool = False
   nonlinearity: str = 'swish'
   centered: bool = True
@@ -225,7 +228,7 @@ class NCSNpp(nn.Module):
                context: jax.Array | None = None, context_mask: jax.Array | None = None,
                context_pooled: jax.Array | None = None,
                aug_cond: jax.Array | None = None) -> jax.Array:
-    """Maps x [B, H, W, C] at time_cond [B] to an output [B, H, W, C].
+    """Maps x [B, H, W, C] at time_cond [B] to an output [B, H, W, out_channels or C].
 
     The optional conditioning inputs are described in the module docstring.
     """
@@ -234,7 +237,7 @@ class NCSNpp(nn.Module):
                               context_pooled=context_pooled, aug_cond=aug_cond)
     act = ACTIVATIONS[self.nonlinearity]
     attn, resblock, resample, skip_sum = self._blocks(act)
-    out_channels = x.shape[-1]
+    out_channels = self.out_channels or x.shape[-1]
     n_levels = len(self.ch_mult)
 
     # Upsampling path.

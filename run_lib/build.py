@@ -36,6 +36,9 @@ def create_sde(config: ml_collections.ConfigDict) -> sde_lib.SDE:
   cls = sde_lib.SDES.get(config.sde.name)
   if cls is None:
     raise ValueError(f'unknown sde {config.sde.name!r}; known: {sorted(sde_lib.SDES)}')
+  if cls is not sde_lib.VPSDE and config.sde.schedule != 'linear':
+    raise ValueError(f'sde.schedule={config.sde.schedule!r} is an option of the VP SDE '
+                     f"(vpsde), not {config.sde.name!r}")
   fields = {f.name for f in dataclasses.fields(cls)}
   return cls(**{k: v for k, v in config.sde.items() if k in fields})
 
@@ -48,7 +51,8 @@ def create_parameterization(config: ml_collections.ConfigDict,
                          scale_by_sigma=config.model.scale_by_sigma)
   return Parameterization(output=config.model.output or published.output,
                           time_input=config.model.time_input or published.time_input,
-                          scale_by_sigma=config.model.scale_by_sigma)
+                          scale_by_sigma=config.model.scale_by_sigma,
+                          learned_variance=config.model.learned_variance)
 
 
 # Networks that take text tokens in their attention layers (GLIDE's concatenated keys and
@@ -81,6 +85,12 @@ def create_model(config: ml_collections.ConfigDict) -> nn.Module:
     kwargs['num_classes'] = config.model.num_classes or None
   if 'num_levels' in options:  # NCSN: one row of norm scales per noise level
     kwargs['num_levels'] = config.sde.N
+  if config.model.learned_variance:
+    if 'out_channels' not in options or config.training.task != 'diffusion':
+      raise ValueError('model.learned_variance needs a diffusion model of '
+                       f"{list(_TEXT_MODELS)}, not {config.training.task} "
+                       f'{config.model.name!r}')
+    kwargs['out_channels'] = 2 * config.data.num_channels
   return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
 
 
@@ -98,8 +108,16 @@ def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransfo
 
 
 def create_loss_fn(config: ml_collections.ConfigDict, sde: sde_lib.SDE) -> tasks.diffusion.LossFn:
-  """loss(rng, score_fn, images): continuous DSM, or DDPM's (VP) / SMLD's (VE) discrete loss."""
+  """loss(rng, score_fn, images): continuous DSM, or DDPM's (VP) / SMLD's (VE) discrete loss;
+  with model.learned_variance loss(rng, score_and_v_fn, images), improved DDPM's hybrid."""
   training = config.training
+  if config.model.learned_variance:
+    if training.continuous or not isinstance(sde, sde_lib.VPSDE):
+      raise ValueError('model.learned_variance trains by the hybrid loss on DDPM\'s discrete '
+                       'levels: training.continuous=False and sde.name=vpsde')
+    return functools.partial(sde_lib.losses.hybrid_loss, sde=sde, levels=config.data.levels,
+                             centered=config.data.centered, vlb_weight=training.vlb_weight,
+                             reduce_mean=training.reduce_mean)
   if training.continuous:
     return functools.partial(sde_lib.losses.dsm_loss, sde=sde, reduce_mean=training.reduce_mean,
                              likelihood_weighting=training.likelihood_weighting)
@@ -497,7 +515,7 @@ def create_task(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
 
 
 # eval.metrics names (run_lib.evaluate.METRICS evaluates each); a task lists those that apply.
-METRICS = ('loss', 'bpd_ode', 'fid', 'accuracy')
+METRICS = ('loss', 'bpd_ode', 'bpd_vlb', 'fid', 'accuracy')
 
 
 def check_metrics(config: ml_collections.ConfigDict, task) -> tuple[str, ...]:
@@ -514,6 +532,17 @@ def check_metrics(config: ml_collections.ConfigDict, task) -> tuple[str, ...]:
                        f"'{task.name}'; its metrics: {list(task.metrics)}")
   if len(set(names)) != len(names):
     raise ValueError(f'eval.metrics names a metric twice: {names}')
+  if 'bpd_vlb' in names:
+    if not isinstance(task.sde, sde_lib.VPSDE):
+      raise ValueError(f"eval.metrics 'bpd_vlb' is DDPM's bound on the chain of the VP SDE's "
+                       f'discrete levels; {config.sde.name!r} has no such chain: use bpd_ode, '
+                       'the probability-flow likelihood')
+    if config.eval.vlb_variance not in sde_lib.vlb.VARIANCES:
+      raise ValueError(f'unknown eval.vlb_variance {config.eval.vlb_variance!r}; known: '
+                       f'{list(sde_lib.vlb.VARIANCES)}')
+    if config.eval.vlb_terms < 0:
+      raise ValueError(f'eval.vlb_terms must be 0 (all terms) or more, got '
+                       f'{config.eval.vlb_terms}')
   return names
 
 

@@ -139,6 +139,32 @@ class Evaluator:
     parts = self._per_batch('eval_bpd_ode', bpd, params, step)
     return {'bpd_ode': float(np.mean(np.concatenate([gather(out)[mask] for out, mask in parts])))}
 
+  def bpd_vlb(self, params: Any, step: int) -> dict[str, float]:
+    """DDPM's variational bound in bits/dim on the test split at its data.levels grey
+    levels (sde_lib.vlb; N = sde.N levels): the total, and its prior, decoder and KL parts.
+    A conditional model's is of p(x | the image's label or caption)."""
+    job, ev, config = self.job, self.ev, self.config
+    levels, centered = config.data.levels, config.data.centered
+    clip = ((-1.0, 1.0) if centered else (0.0, 1.0)) if ev.vlb_clip_denoised else None
+
+    def bound(params, batch, mask, rng):
+      del mask
+      conditions = job.task.conditions(rng, batch, train=False)
+      kernel = job.task.reverse_kernel(params, conditions, variance=ev.vlb_variance,
+                                       clip_denoised=clip)
+      # The bound is of the data on its grid k / (levels - 1) in model space.
+      x = self._levels(batch['image']) / (levels - 1)
+      return sde_lib.vlb.bits_per_dim(rng, job.sde, kernel, 2.0 * x - 1.0 if centered else x,
+                                      levels=levels, centered=centered,
+                                      n_terms=ev.vlb_terms or None)
+
+    parts = self._per_batch('eval_bpd_vlb', bound, params, step)
+    names = {'total': 'bpd_vlb', 'prior': 'bpd_vlb_prior', 'decoder': 'bpd_vlb_decoder',
+             'kl': 'bpd_vlb_terms'}
+    return {key: float(np.mean(np.concatenate([gather(getattr(out, part))[mask]
+                                               for out, mask in parts])))
+            for part, key in names.items()}
+
   def test_batches(self) -> list[dict[str, np.ndarray]]:
     if self._test is None:
       data = create_dataset(self.config, self.job.workdir, self.ev.bpd_dataset,
@@ -260,9 +286,9 @@ class Evaluator:
 
 # eval.metrics: each name's evaluation; the key streams of the per-batch ones.
 METRICS = {'loss': Evaluator.test_loss, 'accuracy': Evaluator.accuracy,
-           'bpd_ode': Evaluator.bpd_ode,
+           'bpd_ode': Evaluator.bpd_ode, 'bpd_vlb': Evaluator.bpd_vlb,
            'fid': lambda evaluator, params, step: evaluator.sample_quality(params)}
-_METRIC_KEYS = {'eval_loss': 0, 'eval_accuracy': 2, 'eval_bpd_ode': 3}
+_METRIC_KEYS = {'eval_loss': 0, 'eval_accuracy': 2, 'eval_bpd_ode': 3, 'eval_bpd_vlb': 4}
 assert set(METRICS) == set(build.METRICS)
 
 

@@ -15,7 +15,8 @@ import sde_lib
 from sde_lib.parameterization import Parameterization
 
 LossFn = Callable[..., jax.Array]
-"""loss(rng, score_fn, images, weights=None) -> scalar: DSM, DDPM's or SMLD's loss."""
+"""loss(rng, score_fn, images, weights=None) -> scalar: DSM, DDPM's or SMLD's loss; for a
+network with learned variances loss(rng, score_and_v_fn, ...), improved DDPM's hybrid."""
 
 
 class Caption(NamedTuple):
@@ -47,7 +48,8 @@ class Diffusion:
     sde: the forward SDE.
     parameterization: what the network predicts and which time input it sees.
     model: the network.
-    loss_fn: the training objective over a score function (LossFn).
+    loss_fn: the training objective over a score function (LossFn); with learned variances
+      over the network's (score, v) (losses.hybrid_loss).
     num_classes: the network's classes, 0 if unconditional.
     label_dropout: P(label -> null class) in training.
     text: the text encoder (models.TextEncoder), trained jointly by the diffusion loss;
@@ -70,7 +72,7 @@ class Diffusion:
 
   name: ClassVar[str] = 'diffusion'
   samples: ClassVar[bool] = True
-  metrics: ClassVar[tuple[str, ...]] = ('loss', 'bpd_ode', 'fid')
+  metrics: ClassVar[tuple[str, ...]] = ('loss', 'bpd_ode', 'bpd_vlb', 'fid')
 
   def __post_init__(self):
     if self.text is not None and (self.empty_caption is None
@@ -149,13 +151,30 @@ class Diffusion:
     del batch, size
     return {}
 
+  def _conditional_net(self, params: dict, batch: dict, **net_options):
+    labels = batch['label'] if self.num_classes else None
+    caption = self.encode_text(params, batch['tokens']) if self.text is not None else None
+    return self._net(params, labels, caption, **self.image_inputs(batch), **net_options)
+
   def conditional_score_fn(self, params: dict, batch: dict, **net_options) -> sde_lib.ScoreFn:
     """The score under the batch's own conditions: its labels and captions (if the task
     has them) and image inputs, what the test loss and the likelihood of p(x | condition)
     use. `batch` is one of `conditions`."""
-    labels = batch['label'] if self.num_classes else None
-    caption = self.encode_text(params, batch['tokens']) if self.text is not None else None
-    return self.score_fn(params, labels, caption, **self.image_inputs(batch), **net_options)
+    return self.parameterization.score_fn(self.sde,
+                                          self._conditional_net(params, batch, **net_options))
+
+  def reverse_kernel(self, params: dict, batch: dict, *, variance: str,
+                     clip_denoised: tuple[float, float] | None) -> sde_lib.vlb.Kernel:
+    """The reverse step p(x_{n-1} | x_n) of DDPM's chain under the batch's conditions, what
+    the variational bound scores: with the network's learned variances, or a fixed
+    `variance` ('beta_tilde' or 'beta')."""
+    net = self._conditional_net(params, batch)
+    if self.parameterization.learned_variance:
+      return sde_lib.vlb.learned_range_kernel(
+          self.sde, self.parameterization.score_and_v_fn(self.sde, net),
+          clip_denoised=clip_denoised)
+    return sde_lib.vlb.fixed_kernel(self.sde, self.parameterization.score_fn(self.sde, net),
+                                    variance=variance, clip_denoised=clip_denoised)
 
   def conditions(self, rng: jax.Array, batch: dict, *, train: bool) -> dict:
     """The batch a loss sees: in training with a fraction of its labels and captions
@@ -180,10 +199,12 @@ class Diffusion:
   def loss(self, params: dict, batch: dict, rng: jax.Array, *, train: bool,
            weights: jax.Array | None = None) -> jax.Array:
     batch = self.conditions(rng, batch, train=train)
+    # A network with learned variances trains on its score and v (the hybrid loss).
+    model_fn = (self.parameterization.score_and_v_fn if self.parameterization.learned_variance
+                else self.parameterization.score_fn)
     if not train:
-      return self.loss_fn(rng, self.conditional_score_fn(params, batch), batch['image'],
-                          weights=weights)
+      return self.loss_fn(rng, model_fn(self.sde, self._conditional_net(params, batch)),
+                          batch['image'], weights=weights)
     dropout_rng, loss_rng = jax.random.split(rng)
-    return self.loss_fn(loss_rng,
-                        self.conditional_score_fn(params, batch, train=True, rng=dropout_rng),
-                        batch['image'], weights=weights)
+    net = self._conditional_net(params, batch, train=True, rng=dropout_rng)
+    return self.loss_fn(loss_rng, model_fn(self.sde, net), batch['image'], weights=weights)
