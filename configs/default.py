@@ -94,9 +94,50 @@ def get_default_config() -> ml_collections.ConfigDict:
   # 'bytes': UTF-8 bytes + end-of-text + padding (nothing to download or train).
   text.tokenizer = 'bytes'
 
+  # training.task='autoencoder': Latent Diffusion's first stage (models.AutoencoderKL, trained
+  # by LDM's LPIPSWithDiscriminator loss, tasks.Autoencoder). Defaults: LDM's kl-f8 (Stable
+  # Diffusion's VAE) and its loss settings.
+  config.autoencoder = autoencoder = ml_collections.ConfigDict()
+  autoencoder.ch = 128
+  autoencoder.ch_mult = (1, 2, 4, 4)  # f = 2^(len - 1) = 8
+  autoencoder.num_res_blocks = 2
+  autoencoder.attn_resolutions = ()  # image sizes (of data.image_size's levels) with attention
+  autoencoder.mid_attention = True
+  autoencoder.z_channels = 4
+  autoencoder.embed_dim = 4  # the latent's channels
+  autoencoder.dropout = 0.0
+  autoencoder.norm_groups = 32  # also read for latent.autoencoder_weights (not in the file)
+  autoencoder.rec_loss = 'l1'  # 'l1' (LDM) or 'l2'
+  autoencoder.kl_weight = 1e-6
+  autoencoder.logvar_init = 0.0
+  # The PatchGAN (taming's NLayerDiscriminator, hinge loss, LDM's adaptive weight): 0 layers
+  # for none; its terms start at step disc_start.
+  autoencoder.disc_layers = 3
+  autoencoder.disc_ndf = 64
+  autoencoder.disc_start = 50001
+  autoencoder.disc_weight = 0.5
+  autoencoder.disc_factor = 1.0
+  # LPIPS (VGG16) needs weights that cannot be downloaded here: a local .safetensors / .npz
+  # of the lpips package's state dict (models.lpips says how to make one); '' for none.
+  autoencoder.lpips_weights = ''
+  autoencoder.perceptual_weight = 1.0
+
+  # training.task='latent': a score model (config.model, config.sde) of the latents of a
+  # frozen autoencoder: the one trained in latent.autoencoder_workdir, or a PyTorch
+  # AutoencoderKL (diffusers or CompVis layout, e.g. Stable Diffusion's VAE) in the local
+  # .safetensors file latent.autoencoder_weights.
+  config.latent = latent = ml_collections.ConfigDict()
+  latent.autoencoder_workdir = ''
+  latent.autoencoder_weights = ''
+  latent.scale = 0.0  # latents times this; 0: 1 / their std over scale_batches training batches
+  latent.scale_batches = 8
+  latent.sample_posterior = True  # encode to a posterior sample (LDM), else its mean
+
   config.training = training = ml_collections.ConfigDict()
   training.batch_size = 128  # global, over all devices and hosts
-  # 'diffusion': the score network; 'super_resolution': a score network of images given a
+  # 'diffusion': the score network; 'autoencoder': a KL autoencoder (config.autoencoder);
+  # 'latent': a score network of an autoencoder's latents (config.latent);
+  # 'super_resolution': a score network of images given a
   # low-resolution one (conditioning.low_size), a cascade's upsampler; 'classifier': a
   # noise-conditional classifier of x_t (losses.classifier_loss) for classifier guidance,
   # t drawn as the score model's.
@@ -120,6 +161,7 @@ def get_default_config() -> ml_collections.ConfigDict:
   optim.optimizer = 'adam'
   optim.lr = 2e-4
   optim.beta1 = 0.9
+  optim.beta2 = 0.999
   optim.eps = 1e-8
   optim.weight_decay = 0.0
   optim.warmup = 5000
@@ -207,6 +249,8 @@ def get_default_config() -> ml_collections.ConfigDict:
   #   fid       fd, kid, is (+ class metrics, a cascade's consistency) of eval.num_samples
   #             samples, and their nfe
   #   accuracy  accuracy_t*: a noise-conditional classifier's accuracy at fixed times
+  #   reconstruction  rec_mse, rec_l1, psnr, rfd: an autoencoder's (a latent model's first
+  #             stage's) reconstructions of the test split, and their FD to it
   # A task takes those that apply to it (its `metrics`); others fail when the job starts.
   evaluate.metrics = ('loss', 'bpd_ode', 'fid')
   evaluate.bpd_dataset = 'test'

@@ -62,10 +62,13 @@ _TEXT_MODELS = ('ncsnpp', 'ddpm')
 
 def create_model(config: ml_collections.ConfigDict) -> nn.Module:
   """The network named by config.model.name, given the config.model keys it has; for
-  training.task='classifier' the noise-conditional classifier on its encoder."""
+  training.task='classifier' the noise-conditional classifier on its encoder, for
+  'autoencoder' the autoencoder of config.autoencoder."""
   if config.training.task not in tasks.TASKS:
     raise ValueError(f'unknown training.task {config.training.task!r}; known: '
                      f'{list(tasks.TASKS)}')
+  if config.training.task == 'autoencoder':
+    return create_autoencoder(config)
   cls = models.get_model(config.model.name)
   if config.training.task == 'super_resolution' and config.model.name not in _TEXT_MODELS:
     raise ValueError(f"training.task='super_resolution' concatenates the low-resolution image "
@@ -94,14 +97,132 @@ def create_model(config: ml_collections.ConfigDict) -> nn.Module:
   return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
 
 
+def create_autoencoder(config: ml_collections.ConfigDict) -> models.AutoencoderKL:
+  """LDM's KL autoencoder of config.autoencoder for the data's images."""
+  a, data = config.autoencoder, config.data
+  f = 2 ** (len(a.ch_mult) - 1)
+  if data.image_size % f:
+    raise ValueError(f'autoencoder.ch_mult={tuple(a.ch_mult)} downsamples by f = {f}, which '
+                     f'does not divide data.image_size={data.image_size}')
+  for key in ('ch', 'z_channels', 'embed_dim', 'norm_groups', 'num_res_blocks'):
+    if a[key] < 1:
+      raise ValueError(f'autoencoder.{key} must be at least 1, got {a[key]}')
+  widths = sorted({a.ch * m for m in a.ch_mult})
+  if any(w % a.norm_groups for w in widths):
+    raise ValueError(f'autoencoder.norm_groups={a.norm_groups} must divide every width '
+                     f'{widths} (autoencoder.ch times ch_mult)')
+  model = models.AutoencoderKL(
+      in_channels=data.num_channels, out_channels=data.num_channels, ch=a.ch,
+      ch_mult=tuple(a.ch_mult), num_res_blocks=a.num_res_blocks, resolution=data.image_size,
+      attn_resolutions=tuple(a.attn_resolutions), mid_attention=a.mid_attention,
+      z_channels=a.z_channels, embed_dim=a.embed_dim, dropout=a.dropout,
+      norm_groups=a.norm_groups)
+  try:
+    model._attn_levels()  # noqa: SLF001 (checks attn_resolutions now, not at the first call)
+  except ValueError as e:
+    raise ValueError(f'autoencoder.attn_resolutions: {e}') from None
+  return model
+
+
+def create_autoencoder_task(config: ml_collections.ConfigDict,
+                            model: models.AutoencoderKL) -> tasks.Autoencoder:
+  """The autoencoder task of config.autoencoder (its loss) around `model`."""
+  a = config.autoencoder
+  if a.rec_loss not in tasks.autoencoder.REC_LOSSES:
+    raise ValueError(f'unknown autoencoder.rec_loss {a.rec_loss!r}; known: '
+                     f'{list(tasks.autoencoder.REC_LOSSES)}')
+  for key in ('kl_weight', 'disc_weight', 'disc_factor', 'perceptual_weight', 'disc_layers'):
+    if a[key] < 0:
+      raise ValueError(f'autoencoder.{key} must be >= 0, got {a[key]}')
+  discriminator = (models.NLayerDiscriminator(ndf=a.disc_ndf, n_layers=a.disc_layers)
+                   if a.disc_layers else None)
+  return tasks.Autoencoder(
+      model, centered=config.data.centered, rec_loss=a.rec_loss, kl_weight=a.kl_weight,
+      logvar_init=a.logvar_init, discriminator=discriminator, disc_start=a.disc_start,
+      disc_weight=a.disc_weight, disc_factor=a.disc_factor,
+      lpips=models.LPIPS() if a.lpips_weights else None,
+      perceptual_weight=a.perceptual_weight)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FirstStage:
+  """A latent model's frozen autoencoder: its task (network and data range), where it comes
+  from, and how to read its weights (the 'autoencoder' tree), done once, when a latent
+  model starts training; later its checkpoints hold them."""
+
+  task: tasks.Autoencoder
+  source: str
+  read_params: Any
+
+
+def load_first_stage(config: ml_collections.ConfigDict,
+                     image_shape: tuple[int, ...]) -> FirstStage:
+  """The autoencoder of latent.autoencoder_workdir (a finished autoencoder job of these
+  images) or of latent.autoencoder_weights (a PyTorch AutoencoderKL in .safetensors)."""
+  latent = config.latent
+  if bool(latent.autoencoder_workdir) == bool(latent.autoencoder_weights):
+    raise ValueError("training.task='latent' needs its autoencoder: set one of "
+                     'latent.autoencoder_workdir (an autoencoder job) and '
+                     'latent.autoencoder_weights (a .safetensors file)')
+  if latent.autoencoder_weights:
+    path = latent.autoencoder_weights
+    try:
+      options, params = models.convert_state_dict(
+          models.read_safetensors(path), norm_groups=config.autoencoder.norm_groups,
+          resolution=image_shape[0])
+      model = models.AutoencoderKL(**options)
+    except ValueError as e:
+      raise JobError(f'latent.autoencoder_weights {path!r}: {e}') from None
+    if (model.in_channels, model.out_channels) != (image_shape[2],) * 2:
+      raise JobError(f'the autoencoder in {path!r} takes {model.in_channels}-channel images; '
+                     f'the data have {image_shape[2]} (data.num_channels)')
+    task = create_autoencoder_task(config, model)
+    return FirstStage(task, path, lambda: params)
+  path = latent.autoencoder_workdir
+  ae_config = saved_config(path, 'latent.autoencoder_workdir',
+                           "train an autoencoder there first (training.task='autoencoder')")
+  if ae_config.training.task != 'autoencoder':
+    raise JobError(f'latent.autoencoder_workdir {path!r} holds a {ae_config.training.task} '
+                   "job, not an autoencoder (training.task='autoencoder')")
+  ae_shape = (ae_config.data.image_size, ae_config.data.image_size,
+              ae_config.data.num_channels)
+  if ae_shape != tuple(image_shape) or ae_config.data.centered != config.data.centered:
+    raise JobError(f'the autoencoder in {path!r} was trained on images {ae_shape} '
+                   f'(centered={ae_config.data.centered}); this job\'s are {tuple(image_shape)} '
+                   f'(centered={config.data.centered})')
+  ae_job = Job(ae_config, path)
+  finished = ae_job.workdir / FINISHED
+  if not finished.exists():
+    step = ae_job.manager.latest_step()
+    raise JobError(f'the autoencoder in {path!r} is unfinished ('
+                   + ('no checkpoint' if step is None else f'checkpoint {step} of '
+                      f'training.n_iters={ae_config.training.n_iters}')
+                   + '): finish its training first')
+
+  def read_params():
+    state = ae_job.restore()
+    if state is None:
+      raise JobError(f'no checkpoint in {ae_job.workdir / "checkpoints"}')
+    return jax.device_get(state.ema_params['autoencoder'])
+
+  return FirstStage(ae_job.task, path, read_params)
+
+
+# Written into a workdir when its training ends as configured (n_iters or max_minutes): a
+# latent model's autoencoder must be one that did.
+FINISHED = 'finished.json'
+
+
 def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Adam with linear warmup from 0 and global-norm gradient clipping, as in Song et al."""
   optim = config.optim
   if optim.optimizer != 'adam':
     raise ValueError(f"unknown optimizer {optim.optimizer!r}; known: ['adam']")
   lr = optax.linear_schedule(0.0, optim.lr, optim.warmup) if optim.warmup > 0 else optim.lr
-  adam = (optax.adamw(lr, b1=optim.beta1, eps=optim.eps, weight_decay=optim.weight_decay)
-          if optim.weight_decay > 0 else optax.adam(lr, b1=optim.beta1, eps=optim.eps))
+  adam = (optax.adamw(lr, b1=optim.beta1, b2=optim.beta2, eps=optim.eps,
+                      weight_decay=optim.weight_decay)
+          if optim.weight_decay > 0 else
+          optax.adam(lr, b1=optim.beta1, b2=optim.beta2, eps=optim.eps))
   if optim.grad_clip > 0:
     return optax.chain(optax.clip_by_global_norm(optim.grad_clip), adam)
   return adam
@@ -380,9 +501,9 @@ def create_text_encoder(config: ml_collections.ConfigDict) -> nn.Module | None:
       if value != default:
         raise ValueError(f'{key}={value!r} needs a text encoder (text.layers > 0)')
     return None
-  if config.training.task == 'classifier':
+  if config.training.task in ('classifier', 'autoencoder'):
     raise ValueError("text.layers > 0 conditions a score network, not training.task="
-                     "'classifier'")
+                     f"'{config.training.task}'")
   if config.model.name not in _TEXT_MODELS:
     raise ValueError(f'text conditioning needs a network with attention layers '
                      f'({list(_TEXT_MODELS)}), not model {config.model.name!r}')
@@ -483,10 +604,14 @@ def test_prompts(config: ml_collections.ConfigDict, workdir: pathlib.Path, n: in
 
 def create_task(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
                 parameterization: Parameterization, model: nn.Module,
-                conditioning: 'Conditioning', text: nn.Module | None = None):
-  """The task of training.task (a name of tasks.TASKS) with its parts."""
+                conditioning: 'Conditioning', text: nn.Module | None = None,
+                first_stage: FirstStage | None = None):
+  """The task of training.task (a name of tasks.TASKS) with its parts; a latent model's
+  with its `first_stage`."""
   if config.training.task == 'classifier':
     return tasks.NoisyClassifier(sde, parameterization, model)
+  if config.training.task == 'autoencoder':
+    return create_autoencoder_task(config, model)
   c, size = config.conditioning, config.data.image_size
   stage = {}
   if config.training.task == 'super_resolution':
@@ -502,6 +627,9 @@ def create_task(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
   elif c.low_size or config.sampling.cascade_from:
     raise ValueError("conditioning.low_size and sampling.cascade_from need training.task="
                      "'super_resolution'")
+  if config.training.task == 'latent':
+    stage = dict(first_stage=first_stage.task,
+                 sample_posterior=bool(config.latent.sample_posterior))
   text_options = {}
   if text is not None:
     empty, _ = input_pipeline.tokenize([''], max_len=config.text.max_len,
@@ -515,7 +643,7 @@ def create_task(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
 
 
 # eval.metrics names (run_lib.evaluate.METRICS evaluates each); a task lists those that apply.
-METRICS = ('loss', 'bpd_ode', 'bpd_vlb', 'fid', 'accuracy')
+METRICS = ('loss', 'bpd_ode', 'bpd_vlb', 'fid', 'accuracy', 'reconstruction')
 
 
 def check_metrics(config: ml_collections.ConfigDict, task) -> tuple[str, ...]:
@@ -717,10 +845,36 @@ def create_dataset(config: ml_collections.ConfigDict, workdir: pathlib.Path, spl
   return dataset
 
 
+def latent_std(job: 'Job', autoencoder: Any, data) -> float:
+  """The std of all elements of the unscaled latents of the first latent.scale_batches
+  training batches of `data` (LDM's scale_by_std, over more than its one batch)."""
+  k = job.config.latent.scale_batches
+  if k < 1:
+    raise ValueError(f'latent.scale_batches must be at least 1, got {k}')
+  params = {'autoencoder': jax.device_put(autoencoder, job.replicated)}
+
+  @jax.jit
+  def moments(params, images, rng):
+    z = job.task.unscaled_latents(params, images, rng)
+    return jnp.stack([jnp.sum(z), jnp.sum(jnp.square(z)), z.size])
+
+  rng = stream(job.config, 'latent_scale')
+  total = np.zeros(3)
+  for i in range(k):
+    images = jax.make_array_from_process_local_data(job.sharded, data.batch(i)['image'])
+    total += np.asarray(moments(params, images, jax.random.fold_in(rng, i)), np.float64)
+  mean = total[0] / total[2]
+  std = float(np.sqrt(max(total[1] / total[2] - mean**2, 0.0)))
+  if not std > 0:
+    raise JobError(f'the latents of {job.first_stage.source} have std {std}: no scale')
+  return std
+
+
 _TEST_PROMPTS = 8  # distinct test captions drawn by default, one grid row each
 
 # Streams of randomness, each its own fold of the root key: no two can collide.
-STREAMS = {'train': 0, 'test_loss': 1, 'snapshot_samples': 2, 'sample': 3, 'eval': 4}
+STREAMS = {'train': 0, 'test_loss': 1, 'snapshot_samples': 2, 'sample': 3, 'eval': 4,
+           'latent_scale': 5}
 
 
 def stream(config: ml_collections.ConfigDict, name: str) -> jax.Array:
@@ -742,6 +896,11 @@ class Job:
     self.optimizer = create_optimizer(config)
     self.sampler = create_sampler(config, self.sde)
     self.image_shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
+    if config.sampling.guidance == 'classifier' and config.training.task not in (
+        'diffusion', 'classifier'):
+      raise ValueError("sampling.guidance='classifier' guides a pixel-space diffusion model "
+                       '(its classifier reads images), not a training.task='
+                       f"'{config.training.task}' model")
     self.classifier = (load_classifier(config, self.sde, self.image_shape)
                        if config.sampling.guidance == 'classifier'
                        and config.training.task == 'diffusion'
@@ -750,13 +909,17 @@ class Job:
     self.conditioning = create_conditioning(
         config, self.model, self.classifier.job.task.num_outputs if self.classifier else 0,
         text=self.text_encoder is not None)
+    self.first_stage = (load_first_stage(config, self.image_shape)
+                        if config.training.task == 'latent' else None)
     self.task = create_task(config, self.sde, self.parameterization, self.model,
-                            self.conditioning, self.text_encoder)
+                            self.conditioning, self.text_encoder, self.first_stage)
     self.metrics = check_metrics(config, self.task)
     self.completion = create_completion(config)
-    if self.completion.task and self.task.name == 'super_resolution':
+    if self.completion.task and self.task.name != 'diffusion':
       raise ValueError(f'sampling.task={self.completion.task!r} completes test images with a '
-                       "diffusion model, not a training.task='super_resolution' upsampler")
+                       f"pixel-space diffusion model, not a training.task='{self.task.name}' "
+                       'model')
+
     self.mesh = create_mesh()
     self.replicated = NamedSharding(self.mesh, P())
     self.sharded = NamedSharding(self.mesh, P('data'))  # along the leading (batch) axis
@@ -825,6 +988,23 @@ class Job:
         lambda x, t, cond: score_fn(params, cond[0], **cond[1])(x, t),
         (labels, inputs), (jnp.full_like(labels, c.num_classes), inputs), scale=c.scale,
         interval=c.interval)
+
+  def frozen_params(self, train_data) -> dict[str, Any] | None:
+    """The values of the task's frozen trees at a fresh start (None if it has none): the
+    LPIPS weights of an autoencoder's loss (autoencoder.lpips_weights); a latent model's
+    autoencoder and its latents' scale, latent.scale or 1 / the std of the latents of
+    latent.scale_batches training batches of `train_data`."""
+    if not self.task.frozen:
+      return None
+    if self.task.name == 'autoencoder':
+      path = self.config.autoencoder.lpips_weights
+      try:
+        return {'lpips': models.load_lpips_params(path)}
+      except ValueError as e:
+        raise JobError(f'autoencoder.lpips_weights {path!r}: {e}') from None
+    autoencoder = self.first_stage.read_params()
+    scale = self.config.latent.scale or 1.0 / latent_std(self, autoencoder, train_data)
+    return {'autoencoder': autoencoder, 'latent': {'scale': np.float32(scale)}}
 
   def abstract_state(self) -> state_lib.TrainState:
     shapes = jax.eval_shape(lambda: state_lib.init_state(

@@ -165,6 +165,44 @@ class Evaluator:
                                                for out, mask in parts])))
             for part, key in names.items()}
 
+  def reconstruction(self, params: Any, step: int) -> dict[str, float]:
+    """An autoencoder's (a latent model's first stage's) reconstructions of the test split
+    through its posterior mean: mean squared and absolute error and PSNR in [0, 1] units, and
+    rfd, the Frechet distance of the reconstructions to the test images in the sample
+    metrics' feature space. Writes eval/reconstructions_<step>.png: test images over their
+    reconstructions."""
+    job, centered = self.job, self.config.data.centered
+
+    def errors(params, batch, mask, rng):
+      del mask, rng
+      images = batch['image']
+      unit = lambda x: jnp.clip(_to_unit_range(x, centered), 0.0, 1.0)
+      rec = unit(job.task.reconstruct(params, images))
+      diff = (rec - unit(images)).reshape(images.shape[0], -1)
+      return jnp.mean(jnp.square(diff), -1), jnp.mean(jnp.abs(diff), -1), rec, unit(images)
+
+    features_fn, real, _ = self.features()
+    parts = self._per_batch('eval_reconstruction', errors, params, step)
+    mse, l1, features, shown = [], [], [], None
+    for (sq, ab, rec, real_images), mask in parts:
+      rec = gather(rec)[mask]
+      mse.append(gather(sq)[mask])
+      l1.append(gather(ab)[mask])
+      features.append(np.asarray(features_fn(rec)[0]))
+      shown = (gather(real_images)[mask], rec) if shown is None else shown
+    mse = np.concatenate(mse)
+    fd = evaluation.frechet_distance(*evaluation.feature_statistics(real),
+                                     *evaluation.feature_statistics(np.concatenate(features)))
+    if jax.process_index() == 0:
+      pairs = np.stack(shown, 1)  # [n, 2, H, W, C]: the first batch's images and theirs
+      columns = min(len(pairs), 16)
+      rows = pairs[:columns].transpose(1, 0, 2, 3, 4).reshape((-1,) + pairs.shape[2:])
+      io.save_png(self.out / f'reconstructions_{step:08d}.png',
+                  io.image_grid(io.to_uint8_images(rows, False), columns),
+                  scale=io.png_scale(self.config.data.image_size))
+    return {'rec_mse': float(mse.mean()), 'rec_l1': float(np.concatenate(l1).mean()),
+            'psnr': float(np.mean(-10.0 * np.log10(np.maximum(mse, 1e-10)))), 'rfd': float(fd)}
+
   def test_batches(self) -> list[dict[str, np.ndarray]]:
     if self._test is None:
       data = create_dataset(self.config, self.job.workdir, self.ev.bpd_dataset,
@@ -287,8 +325,10 @@ class Evaluator:
 # eval.metrics: each name's evaluation; the key streams of the per-batch ones.
 METRICS = {'loss': Evaluator.test_loss, 'accuracy': Evaluator.accuracy,
            'bpd_ode': Evaluator.bpd_ode, 'bpd_vlb': Evaluator.bpd_vlb,
+           'reconstruction': Evaluator.reconstruction,
            'fid': lambda evaluator, params, step: evaluator.sample_quality(params)}
-_METRIC_KEYS = {'eval_loss': 0, 'eval_accuracy': 2, 'eval_bpd_ode': 3, 'eval_bpd_vlb': 4}
+_METRIC_KEYS = {'eval_loss': 0, 'eval_accuracy': 2, 'eval_bpd_ode': 3, 'eval_bpd_vlb': 4,
+                'eval_reconstruction': 5}
 assert set(METRICS) == set(build.METRICS)
 
 

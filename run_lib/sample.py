@@ -45,11 +45,12 @@ def compiled_sampler(job: Job, n: int, n_frames: int, per_row: int = 1):
   super-resolution job (each None otherwise).
 
   With n_frames it also returns, for the first rows of the batch, the trajectory's
-  states and the denoiser's predictions of x(0) from them, [F, R, ...] each.
+  states and the denoiser's predictions of x(0) from them, [F, R, ...] each; a latent
+  model's samples, states and predictions come decoded to images.
   """
   key = ('sampler', n, n_frames, per_row)
   if key not in job.compiled:
-    shape = (n,) + job.image_shape
+    shape = (n,) + job.task.sample_shape(job.image_shape)  # a latent model's: latents
     rows = min(n, _TRAJECTORY_ROWS)
     conditional = (bool(job.conditioning.classes) or job.conditioning.text
                    or job.task.name == 'super_resolution')
@@ -67,8 +68,9 @@ def compiled_sampler(job: Job, n: int, n_frames: int, per_row: int = 1):
                 job.task.sampling_inputs(jax.random.fold_in(prior_rng, 1), low, shape[1]))
       score_fn = job.sampling_score_fn(params, labels, classifier_params, tokens, inputs)
       out = job.sampler(rng, job.sde, score_fn, x_T, n_frames=n_frames)
+      images = job.task.to_images(params, out.x)  # a latent model's decoded
       if not n_frames:
-        return out.x, out.nfe
+        return images, out.nfe
       states = out.trajectory.x[:, :rows]
       if conditional:  # the guided prediction of the first rows, from their own conditions
         first_rows = lambda tree: jax.tree.map(lambda leaf: leaf[:rows], tree)
@@ -80,7 +82,9 @@ def compiled_sampler(job: Job, n: int, n_frames: int, per_row: int = 1):
       # The last state is the sample itself, at a time the network may not be defined at.
       denoised = jax.vmap(lambda t, x: denoise_fn(x, jnp.full(x.shape[:1], t)))(
           out.trajectory.t[:-1], states[:-1])
-      return out.x, out.nfe, (states, jnp.concatenate([denoised, states[-1:]]))
+      frames = jax.vmap(lambda x: job.task.to_images(params, x))
+      return images, out.nfe, (frames(states),
+                               frames(jnp.concatenate([denoised, states[-1:]])))
 
     job.compiled[key] = run
   return job.compiled[key]
@@ -329,9 +333,9 @@ def sample(config: ml_collections.ConfigDict, workdir: str) -> np.ndarray:
   job = Job(config, workdir)
   if not job.task.samples:
     name = job.task.name
-    raise JobError(f"{job.workdir} trains a {name} (training.task={name!r}): nothing to "
-                   "sample; guide a score model by it with --config.sampling.guidance=classifier "
-                   f'--config.sampling.classifier_workdir={job.workdir}')
+    article = 'an' if name[0] in 'aeiou' else 'a'
+    raise JobError(f'{job.workdir} trains {article} {name} (training.task={name!r}): nothing '
+                   f'to sample; {_NOT_SAMPLED[name].format(workdir=job.workdir)}')
   state = require_state(job)
   step = int(state.step)
   if job.completion.task:
@@ -378,6 +382,15 @@ def sample(config: ml_collections.ConfigDict, workdir: str) -> np.ndarray:
     print(f'{len(drawn.images)} samples ({nfe} score evaluations each{stages}, '
           f'{job.sampler.method}) from step {step}: ' + ', '.join(str(p) for p in written))
   return drawn.images
+
+
+# What to do instead with the workdir of a task that does not sample.
+_NOT_SAMPLED = {
+    'classifier': 'guide a score model by it with --config.sampling.guidance=classifier '
+                  '--config.sampling.classifier_workdir={workdir}',
+    'autoencoder': "--mode eval shows its reconstructions; train a latent model on it with "
+                   "--config.training.task=latent --config.latent.autoencoder_workdir={workdir}",
+}
 
 
 def text_stage(job: Job) -> Job:

@@ -23,18 +23,39 @@ class TrainState:
   opt_state: Any
 
 
+def trainable(task, params: dict[str, Any]) -> dict[str, Any]:
+  """The trees of params that a task trains: all but its frozen ones."""
+  return {name: tree for name, tree in params.items() if name not in task.frozen}
+
+
 def init_state(task, optimizer: optax.GradientTransformation, sharding: NamedSharding, *,
-               seed: int, image_shape: tuple[int, ...]) -> TrainState:
-  """The task's fresh parameter trees (the EMA starts equal to them) and optimiser state,
-  replicated."""
+               seed: int, image_shape: tuple[int, ...],
+               frozen: dict[str, Any] | None = None) -> TrainState:
+  """The task's fresh parameter trees (the EMA starts equal to them) and the optimiser state
+  of the trainable ones, replicated. `frozen` holds the values of the task's frozen trees
+  (e.g. weights read from a file); without it they keep the task's stand-ins."""
 
   def init():
     # RBG keys compile a network's init several times faster than threefry on
     # CPU; training randomness stays threefry (independent of the device count).
     params = task.init(jax.random.key(seed, impl='rbg'), image_shape)
-    return TrainState(jnp.zeros((), jnp.int32), params, params, optimizer.init(params))
+    if frozen is not None:  # the stand-ins are not computed: XLA drops what is not returned
+      params = {**params, **{name: None for name in task.frozen}}
+    return TrainState(jnp.zeros((), jnp.int32), params, params,
+                      optimizer.init(trainable(task, params)))
 
-  return jax.jit(init, out_shardings=sharding)()
+  state = jax.jit(init, out_shardings=sharding)()
+  if frozen is None:
+    return state
+  if sorted(frozen) != sorted(task.frozen):
+    raise ValueError(f'frozen trees {sorted(frozen)} given for the task\'s {list(task.frozen)}')
+  stand_ins = jax.eval_shape(lambda: task.init(jax.random.key(seed, impl='rbg'), image_shape))
+  for name in task.frozen:
+    if _shapes(frozen[name]) != _shapes(stand_ins[name]):
+      raise JobError(f'the {name!r} weights do not have the shapes the configured task '
+                     'expects (another architecture?)')
+  fixed = jax.device_put(frozen, sharding)
+  return state.replace(params={**state.params, **fixed}, ema_params={**state.ema_params, **fixed})
 
 
 def replicated_abstract(tree: Any, sharding: NamedSharding) -> Any:

@@ -16,32 +16,42 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from run_lib import io
-from run_lib.build import Job, create_dataset, stream
+from run_lib.build import FINISHED, Job, create_dataset, stream
 from run_lib.errors import JobError
 from run_lib.mesh import check_divisible
 from run_lib.sample import draw
 from run_lib.state import TrainState, init_state
 
-LossOf = Callable[[object, dict, jax.Array], jax.Array]
-"""loss_of(params, batch, rng) -> the scalar loss a task trains on."""
+LossTermsOf = Callable[[dict, dict, jax.Array, jax.Array], dict[str, jax.Array]]
+"""loss_terms_of(params, batch, rng, step) -> {'loss': what a task trains on, other terms}."""
 
 
-def make_train_step(loss_of: LossOf, optimizer: optax.GradientTransformation, *,
-                    ema_rate: float) -> Callable:
-  """The pure step train_step(state, batch, rng) -> (state, metrics) of a task's loss."""
+def make_train_step(loss_terms_of: LossTermsOf, optimizer: optax.GradientTransformation, *,
+                    ema_rate: float, frozen: tuple[str, ...] = ()) -> Callable:
+  """The pure step train_step(state, batch, rng) -> (state, metrics) of a task's loss: every
+  term it reports, and the gradient's norm. The `frozen` trees of params enter the loss
+  but are neither differentiated nor updated (the optimiser's state is of the others)."""
 
   def train_step(state: TrainState, batch: dict, rng: jax.Array):
-    loss, grads = jax.value_and_grad(lambda params: loss_of(params, batch, rng))(state.params)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    fixed = {name: state.params[name] for name in frozen}
+    trained = {name: tree for name, tree in state.params.items() if name not in frozen}
+
+    def objective(trained):
+      terms = loss_terms_of({**trained, **fixed}, batch, rng, state.step)
+      return terms['loss'], terms
+
+    (_, terms), grads = jax.value_and_grad(objective, has_aux=True)(trained)
+    updates, opt_state = optimizer.update(grads, state.opt_state, trained)
+    trained = optax.apply_updates(trained, updates)
     # The EMA's decay warms up as in TF's ExponentialMovingAverage(num_updates):
     # otherwise short runs sample from an average still weighted toward the
     # random initialisation (0.999^1000 = 37% of it after 1000 steps).
     decay = jnp.minimum(ema_rate, (1.0 + state.step) / (10.0 + state.step))
-    ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
-                              state.ema_params, params)
-    metrics = {'loss': loss, 'grad_norm': optax.tree.norm(grads)}
-    return TrainState(state.step + 1, params, ema_params, opt_state), metrics
+    ema_params = {**jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
+                                 {name: state.ema_params[name] for name in trained}, trained),
+                  **fixed}
+    metrics = {**terms, 'grad_norm': optax.tree.norm(grads)}
+    return TrainState(state.step + 1, {**trained, **fixed}, ema_params, opt_state), metrics
 
   return train_step
 
@@ -67,8 +77,11 @@ def jit_train_step(job: Job, mesh: Mesh) -> Callable:
   batches: {key: [n, B, ...]} for the task's batch_keys, n = training.n_jitted_steps
   steps per call; the batch is sharded over `mesh`, the state replicated and donated.
   """
-  train_step = make_train_step(functools.partial(job.task.loss, train=True), job.optimizer,
-                               ema_rate=job.config.model.ema_rate)
+  task = job.task
+  train_step = make_train_step(
+      lambda params, batch, rng, step: task.loss_terms(params, batch, rng, train=True,
+                                                       step=step),
+      job.optimizer, ema_rate=job.config.model.ema_rate, frozen=task.frozen)
   replicated = NamedSharding(mesh, P())
   return jax.jit(make_multi_step(train_step), donate_argnums=0,
                  in_shardings=(replicated, NamedSharding(mesh, P(None, 'data')), replicated),
@@ -105,10 +118,13 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   if jax.process_index() == 0:
     (job.workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
 
+  finished = job.workdir / FINISHED
+  if jax.process_index() == 0:
+    finished.unlink(missing_ok=True)
   state = job.restore()
   if state is None:
     state = init_state(job.task, job.optimizer, job.replicated, seed=config.seed,
-                       image_shape=job.image_shape)
+                       image_shape=job.image_shape, frozen=job.frozen_params(train_data))
   start = int(state.step)
 
   step_fn = jit_train_step(job, job.mesh)
@@ -202,6 +218,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     job.manager.wait_until_finished()
     log.close()
   if jax.process_index() == 0:
+    io.write_json(finished, {'step': step, 'n_iters': training.n_iters,
+                             'reason': 'n_iters' if step >= training.n_iters else 'max_minutes'})
     w = job.workdir
     grids = f', sample grids {w / "samples"}' if job.task.samples else ''
     print(f'trained to step {step}: checkpoints {w / "checkpoints"}, log {w / "log.jsonl"}, '

@@ -133,7 +133,8 @@ class Autoencoder:
     return ('lpips',) if self.lpips is not None else ()
 
   def init(self, rng: jax.Array, image_shape: tuple[int, ...]) -> dict[str, Any]:
-    """The trainable trees for images of `image_shape` [H, W, C]."""
+    """The trees for images of `image_shape` [H, W, C]; with LPIPS a stand-in 'lpips' of
+    its shapes (random VGG weights) that the job replaces by the loaded ones."""
     ae_rng, disc_rng, noise_rng = jax.random.split(rng, 3)
     x = jnp.zeros((1,) + tuple(image_shape))
     trees = {'autoencoder': self.model.init(ae_rng, x, sample_posterior=False)['params'],
@@ -143,6 +144,9 @@ class Autoencoder:
       # spread (taming's from the first training batch), infinite for a constant one.
       noise = jax.random.uniform(noise_rng, (2,) + tuple(image_shape), minval=-1.0, maxval=1.0)
       trees['discriminator'] = self.discriminator.init(disc_rng, noise)['params']
+    if self.lpips is not None:
+      images = jnp.zeros((1, 16, 16, 3))  # the stand-in's shapes do not depend on the size
+      trees['lpips'] = self.lpips.init(jax.random.fold_in(rng, 3), images, images)['params']
     return trees
 
   def _to_network(self, images: jax.Array) -> jax.Array:

@@ -29,6 +29,7 @@ class NoisyClassifier:
 
   name: ClassVar[str] = 'classifier'
   samples: ClassVar[bool] = False
+  frozen: ClassVar[tuple[str, ...]] = ()
   batch_keys: ClassVar[tuple[str, ...]] = ('image', 'label')
   metrics: ClassVar[tuple[str, ...]] = ('loss', 'accuracy')
 
@@ -51,8 +52,15 @@ class NoisyClassifier:
     return lambda x, t: jnp.take_along_axis(jax.nn.log_softmax(logits_fn(x, t)),
                                             labels[:, None], axis=-1)[:, 0]
 
+  def loss_terms(self, params: dict, batch: dict, rng: jax.Array, *, train: bool,
+                 weights: jax.Array | None = None,
+                 step: jax.Array | None = None) -> dict[str, jax.Array]:
+    """{'loss': the objective}: one term."""
+    return {'loss': self.loss(params, batch, rng, train=train, weights=weights, step=step)}
+
   def loss(self, params: dict, batch: dict, rng: jax.Array, *, train: bool,
-           weights: jax.Array | None = None) -> jax.Array:
+           weights: jax.Array | None = None, step: jax.Array | None = None) -> jax.Array:
+    del step  # the objective does not change over training
     if not train:
       return sde_lib.losses.classifier_loss(rng, self.logits_fn(params), batch['image'],
                                             batch['label'], sde=self.sde, weights=weights)

@@ -72,6 +72,7 @@ class Diffusion:
 
   name: ClassVar[str] = 'diffusion'
   samples: ClassVar[bool] = True
+  frozen: ClassVar[tuple[str, ...]] = ()
   metrics: ClassVar[tuple[str, ...]] = ('loss', 'bpd_ode', 'bpd_vlb', 'fid')
 
   def __post_init__(self):
@@ -105,6 +106,15 @@ class Diffusion:
     variables = self.model.init(score_rng, jnp.zeros((1,) + tuple(image_shape)), jnp.ones((1,)),
                                 **conditioning)
     return {'score': variables['params'], **trees}
+
+  def sample_shape(self, image_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape [H, W, C] its samplers draw in for images of image_shape: theirs."""
+    return tuple(image_shape)
+
+  def to_images(self, params: dict, x: jax.Array) -> jax.Array:
+    """Model-space images [B, H, W, C] of what its samplers drew: the samples themselves."""
+    del params
+    return x
 
   def encode_text(self, params: dict, tokens: jax.Array) -> Caption:
     """The text encoder's reading of captions' tokens [B, L]."""
@@ -196,8 +206,15 @@ class Diffusion:
     """The unconditional network's prediction of x(0): denoise_fn(x, t)."""
     return self.parameterization.denoise_fn(self.sde, self._net(params, None, None))
 
+  def loss_terms(self, params: dict, batch: dict, rng: jax.Array, *, train: bool,
+                 weights: jax.Array | None = None,
+                 step: jax.Array | None = None) -> dict[str, jax.Array]:
+    """{'loss': the objective}: one term."""
+    return {'loss': self.loss(params, batch, rng, train=train, weights=weights, step=step)}
+
   def loss(self, params: dict, batch: dict, rng: jax.Array, *, train: bool,
-           weights: jax.Array | None = None) -> jax.Array:
+           weights: jax.Array | None = None, step: jax.Array | None = None) -> jax.Array:
+    del step  # the objective does not change over training
     batch = self.conditions(rng, batch, train=train)
     # A network with learned variances trains on its score and v (the hybrid loss).
     model_fn = (self.parameterization.score_and_v_fn if self.parameterization.learned_variance

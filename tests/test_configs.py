@@ -80,6 +80,16 @@ MEASURED_PARAMETERS = {
     'guided/cifar10_ve_guided.py': 62_758_915,
     'text/glide_base64.py': 329_038_723,
     'text/glide_upsample256.py': 346_412_035,
+    # score network 287,000,899 (LDM's ADM U-Net: 274M), the frozen kl-f4 55,312,063, scale 1
+    'latent/celebahq256_ldm.py': 342_312_963,
+}
+
+# LDM's first stages: the 'autoencoder' tree alone (discriminator and LDM's logvar apart), as
+# LDM's ldm/models/autoencoder.py and diffusers' AutoencoderKL build them
+# (tests/models/test_autoencoder.py).
+PUBLISHED_AUTOENCODER_PARAMETERS = {
+    'latent/kl_f4.py': 55_312_063,
+    'latent/kl_f8.py': 83_653_863,
 }
 
 # (score model sampled with sampling.guidance='classifier', the classifier's config): what
@@ -116,7 +126,8 @@ def types(config: ml_collections.ConfigDict, prefix: str = '') -> dict:
 
 
 def test_every_paper_configuration_exists():
-  named = {*PUBLISHED_PARAMETERS, *MEASURED_PARAMETERS, *sum(CLASSIFIER_GUIDANCE_PAIRS, ())}
+  named = {*PUBLISHED_PARAMETERS, *MEASURED_PARAMETERS, *PUBLISHED_AUTOENCODER_PARAMETERS,
+           *sum(CLASSIFIER_GUIDANCE_PAIRS, ())}
   missing = sorted(named - set(CONFIG_FILES))
   assert not missing, f'no config file with get_config() for {missing}'
 
@@ -140,16 +151,31 @@ def test_config_has_exactly_the_default_keys_and_types(path):
     config.training.batchsize = 64
 
 
+def first_stage(config: ml_collections.ConfigDict) -> run_lib.build.FirstStage | None:
+  """A latent config's autoencoder, built from the config file its default
+  latent.autoencoder_workdir is named after (workdir/digits_ae: configs/latent/digits_ae.py)
+  instead of a trained workdir."""
+  if config.training.task != 'latent':
+    return None
+  ae_config = load(f'latent/{pathlib.Path(config.latent.autoencoder_workdir).name}.py')
+  assert ae_config.training.task == 'autoencoder'
+  for key in ('image_size', 'num_channels', 'centered'):
+    assert ae_config.data[key] == config.data[key], key
+  task = run_lib.build.create_autoencoder_task(ae_config,
+                                               run_lib.build.create_autoencoder(ae_config))
+  return run_lib.build.FirstStage(task, config.latent.autoencoder_workdir, None)
+
+
 def build_task(config: ml_collections.ConfigDict):
   """The config's task, as run_lib.Job builds it (a guided config's classifier taken to
-  have model.num_outputs classes)."""
+  have model.num_outputs classes, a latent config's autoencoder from its config file)."""
   sde = run_lib.create_sde(config)
   model = run_lib.create_model(config)
   text = run_lib.build.create_text_encoder(config)
   conditioning = run_lib.build.create_conditioning(config, model, config.model.num_outputs,
                                                    text=text is not None)
   return run_lib.build.create_task(config, sde, run_lib.create_parameterization(config, sde),
-                                   model, conditioning, text)
+                                   model, conditioning, text, first_stage(config))
 
 
 _shapes = {}
@@ -161,7 +187,8 @@ def parameter_shapes(config: ml_collections.ConfigDict) -> dict:
   task = build_task(config)
   shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
   key = (repr(task.model), repr(getattr(task, 'text', None)), task.name,
-         getattr(task, 'low_size', 0), task.batch_keys, shape)
+         getattr(task, 'low_size', 0), task.batch_keys, shape,
+         repr(getattr(task, 'first_stage', None)))
   if key not in _shapes:
     _shapes[key] = jax.eval_shape(lambda: task.init(jax.random.key(0), shape))
   return _shapes[key]
@@ -191,12 +218,19 @@ def test_config_builds_its_sde_network_parameterisation_and_sampler(path):
     logits = jax.eval_shape(lambda p, x: task.logits_fn(p)(x, t), params, x)
     assert logits.shape == (2, config.model.num_outputs)
     return
+  if config.training.task == 'autoencoder':
+    reconstruction = jax.eval_shape(task.reconstruct, params, x)
+    assert reconstruction.shape == shape
+    return
+  # A latent model's score is of latents; their decoding is of the images' shape.
+  x = jax.ShapeDtypeStruct((2,) + task.sample_shape(shape[1:]), jnp.float32)
+  assert jax.eval_shape(task.to_images, params, x).shape == shape
   inputs = {}
   if config.training.task == 'super_resolution':
     low = jnp.zeros((2, config.conditioning.low_size, config.conditioning.low_size, channels))
     inputs = task.sampling_inputs(jax.random.key(0), low, size)
   score = jax.eval_shape(lambda p, x: task.score_fn(p, **inputs)(x, t), params, x)
-  assert score.shape == shape
+  assert score.shape == x.shape
 
 
 @pytest.mark.parametrize('path', sorted(PUBLISHED_PARAMETERS))
@@ -207,6 +241,12 @@ def test_parameter_count_equals_the_published_one(path):
 @pytest.mark.parametrize('path', sorted(MEASURED_PARAMETERS))
 def test_parameter_count_equals_the_measured_one(path):
   assert count_parameters(load(path)) == MEASURED_PARAMETERS[path]
+
+
+@pytest.mark.parametrize('path', sorted(PUBLISHED_AUTOENCODER_PARAMETERS))
+def test_autoencoder_parameter_count_equals_the_published_one(path):
+  tree = parameter_shapes(load(path))['autoencoder']
+  assert sum(leaf.size for leaf in jax.tree.leaves(tree)) == PUBLISHED_AUTOENCODER_PARAMETERS[path]
 
 
 @pytest.mark.parametrize('guided_path, classifier_path', CLASSIFIER_GUIDANCE_PAIRS)

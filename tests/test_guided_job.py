@@ -130,8 +130,10 @@ def test_train_step_drops_labels_to_the_null_class_at_the_configured_rate():
   for rate in (0.0, 0.2, 1.0):
     task = tasks.Diffusion(sde, Parameterization('score', 'sigma', scale_by_sigma=False),
                            _LabelEcho(seen.append), loss_fn, num_classes=10, label_dropout=rate)
-    step = run_lib.make_train_step(functools.partial(task.loss, train=True), optax.sgd(0.1),
-                                   ema_rate=0.9)
+    step = run_lib.make_train_step(
+        lambda params, batch, rng, step: task.loss_terms(params, batch, rng, train=True,
+                                                         step=step),
+        optax.sgd(0.1), ema_rate=0.9)
     new_state, metrics = step(state, batch, jax.random.key(0))
     labels = np.asarray(seen[-1])
     dropped = labels == 10

@@ -299,7 +299,10 @@ def test_the_frozen_lpips_tree_reaches_the_loss():
   assert task.frozen == ('lpips',) and L2.frozen == ()
   shape = (16, 16, 1)
   params = _random_params(task, shape)
-  assert set(params) == {'autoencoder', 'logvar'}  # init makes the trainable trees only
+  # init makes every tree, the frozen one as a stand-in of LPIPS's shapes
+  assert set(params) == {'autoencoder', 'logvar', 'lpips'}
+  assert jax.tree.map(np.shape, params['lpips']) == jax.tree.map(
+      np.shape, models.convert_lpips_state_dict(reference_weights.random_lpips_state_dict(0)))
   lpips = models.convert_lpips_state_dict(reference_weights.random_lpips_state_dict(0))
   images = np.repeat(np.repeat(_digits()[:2], 2, axis=1), 2, axis=2)  # [2, 16, 16, 1]
 
