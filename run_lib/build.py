@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import pathlib
+from collections.abc import Iterator
 from typing import Any
 
 import flax.linen as nn
@@ -580,17 +581,34 @@ def read_captions(config: ml_collections.ConfigDict) -> Prompts:
   return Prompts(captions, tokens, None, path)
 
 
+def split_parts(data, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+  """A split's examples in order, a batch at a time (images in model space, labels, and
+  tokens when it has captions), every host's share gathered, padding dropped."""
+  for part in data.epoch(batch_size):
+    valid = gather(part['mask'])
+    yield {k: gather(v)[valid] for k, v in part.items() if k != 'mask'}
+
+
+def split_images(data, batch_size: int, limit: int | None = None) -> dict[str, np.ndarray]:
+  """A split's examples (`split_parts`) together; only the first `limit` when given (the rest
+  is not read)."""
+  parts, have = [], 0
+  for part in split_parts(data, batch_size):
+    parts.append(part)
+    have += len(part['image'])
+    if limit is not None and have >= limit:
+      break
+  return {k: np.concatenate([p[k] for p in parts])[:limit] for k in parts[0]}
+
+
 def test_prompts(config: ml_collections.ConfigDict, workdir: pathlib.Path, n: int, *,
                  distinct: bool) -> Prompts:
   """The captions (and labels) of the first test examples: n of them, or with `distinct`
   the first n different captions (fewer if the split has fewer)."""
   batch = config.eval.batch_size
-  data = create_dataset(config, workdir, 'test', batch)
   tokens, labels, seen = [], [], set()
-  for part in data.epoch(batch):
-    valid = gather(part['mask'])
-    for row, label in zip(gather(part['tokens'])[valid],
-                          gather(part['label'])[valid], strict=True):
+  for part in split_parts(create_dataset(config, workdir, 'test', batch), batch):
+    for row, label in zip(part['tokens'], part['label'], strict=True):
       if distinct and row.tobytes() in seen:
         continue
       seen.add(row.tobytes())

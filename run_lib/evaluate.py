@@ -21,10 +21,10 @@ import evaluation
 import input_pipeline
 import sde_lib
 from run_lib import build, io
-from run_lib.build import Job, create_dataset, data_dir, stream, test_prompts
+from run_lib.build import Job, create_dataset, data_dir, split_images, stream, test_prompts
 from run_lib.errors import JobError
 from run_lib.mesh import check_divisible, gather
-from run_lib.sample import draw_cascade, split_images, text_stage
+from run_lib.sample import draw_cascade, text_stage
 from sde_lib.utils import batch_broadcast
 
 

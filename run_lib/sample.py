@@ -10,7 +10,7 @@ import tqdm
 
 import sde_lib
 from run_lib import io
-from run_lib.build import Job, Prompts, create_dataset, stream
+from run_lib.build import Job, Prompts, create_dataset, split_images, stream
 from run_lib.errors import JobError
 from run_lib.mesh import gather
 from run_lib.state import TrainState
@@ -238,20 +238,6 @@ def compiled_completer(job: Job, n: int):
 
     job.compiled[key] = run
   return job.compiled[key]
-
-
-def split_images(data, batch_size: int, limit: int | None = None) -> dict[str, np.ndarray]:
-  """A split's examples in order (images in model space, labels, and tokens when it has
-  captions), every host's share gathered; only the first `limit` when given (the rest is
-  not read)."""
-  parts, have = [], 0
-  for part in data.epoch(batch_size):
-    valid = gather(part['mask'])
-    parts.append({k: gather(v)[valid] for k, v in part.items() if k != 'mask'})
-    have += int(valid.sum())
-    if limit is not None and have >= limit:
-      break
-  return {k: np.concatenate([p[k] for p in parts])[:limit] for k in parts[0]}
 
 
 def test_images(job: Job, m: int) -> dict[str, np.ndarray]:

@@ -186,7 +186,7 @@ def test_a_dropped_batch_trains_the_null_embedding_and_a_kept_one_the_classes():
      "model 'ncsnv2_64' has no class conditioning (model.num_classes must be 0)"),
     (digits_classifier.get_config, {'training.task': 'segmentation'},
      "unknown training.task 'segmentation'; known: ['diffusion', 'super_resolution', "
-     "'classifier']"),
+     "'classifier', 'autoencoder', 'latent']"),
     (digits_classifier.get_config, {'model.name': 'ncsnv2_64'},
      "training.task='classifier' builds on the ncsnpp encoder"),
     (digits_classifier.get_config, {'model.num_classes': 10},
