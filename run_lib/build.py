@@ -135,6 +135,12 @@ def create_autoencoder_task(config: ml_collections.ConfigDict,
   for key in ('kl_weight', 'disc_weight', 'disc_factor', 'perceptual_weight', 'disc_layers'):
     if a[key] < 0:
       raise ValueError(f'autoencoder.{key} must be >= 0, got {a[key]}')
+  size = config.data.image_size
+  # The PatchGAN halves the size n times, then its two stride-1 4x4 convs take 1 pixel each.
+  if a.disc_layers and size // 2**a.disc_layers - 2 < 1:
+    most = max((n for n in range(1, 9) if size // 2**n - 2 >= 1), default=0)
+    raise ValueError(f'autoencoder.disc_layers={a.disc_layers} leaves no patches of '
+                     f'{size}x{size} images (at most {most}; 0 for no discriminator)')
   discriminator = (models.NLayerDiscriminator(ndf=a.disc_ndf, n_layers=a.disc_layers)
                    if a.disc_layers else None)
   return tasks.Autoencoder(

@@ -182,3 +182,28 @@ def test_bad_latent_settings_fail_with_one_line_and_write_nothing(tmp_path, data
   line = error_line(run_main(tmp_path / 'work', 'configs/latent/digits_ldm.py:tiny', *overrides))
   assert message.format(ae=ae) in line
   assert not list((tmp_path / 'work').glob('checkpoints/[0-9]*'))
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'autoencoder.disc_layers': 2},
+     'autoencoder.disc_layers=2 leaves no patches of 8x8 images (at most 1; 0 for no '
+     'discriminator)'),
+    ({'autoencoder.ch_mult': (1, 2, 2, 2, 2)},
+     'autoencoder.ch_mult=(1, 2, 2, 2, 2) downsamples by f = 16, which does not divide '
+     'data.image_size=8'),
+    ({'autoencoder.norm_groups': 3}, 'autoencoder.norm_groups=3 must divide every width [8, 16]'),
+    ({'autoencoder.rec_loss': 'l3'}, "unknown autoencoder.rec_loss 'l3'; known: ['l1', 'l2']"),
+    ({'autoencoder.attn_resolutions': (3,)}, 'autoencoder.attn_resolutions: attn_resolutions [3]'),
+    ({'text.layers': 1}, "text.layers > 0 conditions a score network, not training.task="
+                         "'autoencoder'"),
+    ({'eval.metrics': ('fid',)}, "eval.metrics 'fid' does not apply to training.task="
+                                 "'autoencoder'; its metrics: ['loss', 'reconstruction']"),
+])
+def test_bad_autoencoder_settings_name_the_key(tmp_path, overrides, message):
+  config = digits_ae.get_config('tiny')
+  for key, value in overrides.items():
+    section, name = key.split('.')
+    config[section][name] = value
+  with pytest.raises(ValueError) as error:
+    run_lib.Job(config, str(tmp_path))
+  assert message in str(error.value)
