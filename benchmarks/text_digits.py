@@ -7,16 +7,19 @@ Three workdirs, trained first (BENCHMARKS.md, "Text to image on the digit pairs"
   sr      configs/text/digit_pairs_sr.py (8 -> 16, text, noise-conditioning augmentation);
   single  configs/text/digit_pairs_16.py (16x16, text, one stage).
 For each scale of --scales (classifier-free guidance on the captions; the upsampler's own
-scale is --sr-scale, its augmentation level --aug-level), each model draws one sample per held-out test caption (the first
---num-samples test examples, whose captions no training example has) with the sampler of
---method / --n-steps / --schedule in every stage. The digits feature classifier (trained
-on the digits' train split, as `--mode eval` does) reads each half of a 16x16 pair: 'prompt'
-is the fraction whose two digits are both the prompt's (the base's 8x8 pairs are too
-blurred for it: their FD only, in the features of their bilinear upsampling), 'shuffled' the same images judged against the captions of a random
-permutation of the prompts (a control that must fall to chance, ~1%). FD is in those
-features (two halves side by side) against the test split; 'consistency' is the cascade's
-mean squared error between its upsampled images, downsampled, and the base's samples.
-Seconds per sample: a second (compiled) draw of --time-batch samples, all stages.
+scale is --sr-scale, its augmentation level --aug-level, by default its config's), each model
+draws one sample per held-out test caption (the first --num-samples test examples, whose
+captions no training example has) with the sampler of --method / --n-steps / --schedule in
+every stage. The digits feature classifier (trained on the digits' train split, as `--mode
+eval` does) reads each half of a 16x16 pair: 'prompt' is the fraction whose two digits are
+both the prompt's (the base's 8x8 pairs are too blurred for it: their FD only, in the
+features of their bilinear upsampling), 'shuffled' the same images judged against the
+captions of a random permutation of the prompts (a control that must fall to chance, ~1%).
+FD is in those features (two halves side by side) against the test split; 'consistency' is
+the cascade's mean squared error between its upsampled images, downsampled, and the base's
+samples. Seconds per sample: a second (compiled) draw of --time-batch samples, all stages.
+A second table says whether the upsampler reads its input: its error predicting x(0) of
+test pairs given their own low-resolution images against another image's.
 
   python benchmarks/text_digits.py --base-workdir workdir/pairs --sr-workdir workdir/pairs_sr \\
       --single-workdir workdir/pairs_16 --plot benchmarks/text_digits.png
@@ -31,14 +34,17 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import evaluation  # noqa: E402
+import models  # noqa: E402
 import run_lib  # noqa: E402
+import sde_lib  # noqa: E402
 from configs.text import digit_pairs, digit_pairs_16, digit_pairs_sr  # noqa: E402
-from run_lib.build import test_prompts  # noqa: E402
+from run_lib.build import create_dataset, split_images, test_prompts  # noqa: E402
 from run_lib.evaluate import Evaluator, consistency_mse  # noqa: E402
 from run_lib.sample import draw_cascade  # noqa: E402
 
@@ -51,7 +57,8 @@ def _config(model: str, args, scale: float):
                          guidance_scale=args.sr_scale if model == 'cascade' else scale)
   config.eval.num_samples = args.num_samples
   if model == 'cascade':
-    config.conditioning.aug_level = args.aug_level
+    if args.aug_level is not None:
+      config.conditioning.aug_level = args.aug_level
     config.sampling.cascade_from = args.base_workdir
     config.sampling.base_overrides = (
         f'sampling.guidance_scale={scale},sampling.method={args.method},'
@@ -97,6 +104,35 @@ def measure(model: str, workdir: str, args) -> list[dict]:
     print(json.dumps(row), file=sys.stderr, flush=True)
     rows.append(row)
   return rows
+
+
+def reads_input(workdir: str, args, n: int = 200) -> str:
+  """Whether the upsampler uses its low-resolution input: its squared error predicting x(0)
+  of n test pairs from x(t) (t = 0.3 and 0.6 T) given their own low-resolution images
+  against the batch's rolled by one, at augmentation levels 0 and the sampling one."""
+  job = run_lib.Job(_config('cascade', args, 1.0), workdir)
+  params, task, sde = job.restore().ema_params, job.task, job.sde
+  examples = split_images(create_dataset(job.config, job.workdir, 'test', 200), 200, limit=n)
+  images, tokens = jnp.asarray(examples['image']), jnp.asarray(examples['tokens'])
+  low = sde_lib.conditioning.downsample(images, task.low_size)
+  caption = task.encode_text(params, tokens)
+  lines = ['| augmentation level s / T | t / T | own input | another image\'s input |',
+           '|---|---|---|---|']
+  for level in sorted({0.0, task.aug_level}):
+    for t in (0.3, 0.6):
+      errors = []
+      for shift in (0, 1):
+        condition = task.augment(jax.random.key(1), jnp.roll(low, shift, axis=0),
+                                 jnp.full((n,), level * sde.T))
+        net = models.net_fn(task.model, params['score'], **task.image_inputs(condition, 16),
+                            **task._text_inputs(caption))  # noqa: SLF001
+        times = jnp.full((n,), t * sde.T)
+        mean, std = sde.marginal_prob(images, times)
+        x = mean + std[:, None, None, None] * jax.random.normal(jax.random.key(2), images.shape)
+        x0 = task.parameterization.denoise_fn(sde, net)(x, times)
+        errors.append(float(jnp.mean(jnp.square(x0 - images))))
+      lines.append(f'| {level:g} | {t:g} | {errors[0]:.4f} | {errors[1]:.4f} |')
+  return '\n'.join(lines)
 
 
 def table(rows: list[dict], trained: dict) -> str:
@@ -148,8 +184,9 @@ def main() -> None:
   parser.add_argument('--scales', type=float, nargs='+', default=[1, 2, 3, 5])
   parser.add_argument('--sr-scale', type=float, default=1.0,
                       help="the upsampler's guidance scale (GLIDE's notebook: 1)")
-  parser.add_argument('--aug-level', type=float, default=0.2,
-                      help="the upsampler's noise-conditioning augmentation level s / T")
+  parser.add_argument('--aug-level', type=float, default=None,
+                      help="the upsampler's noise-conditioning augmentation level s / T "
+                           "(default: its config's)")
   parser.add_argument('--num-samples', type=int, default=500)
   parser.add_argument('--time-batch', type=int, default=64)
   parser.add_argument('--method', default='dpm_solver_pp')
@@ -169,6 +206,9 @@ def main() -> None:
     rows += measure(model, workdirs[model], args)
   print(f"`python {' '.join(sys.argv)}`\n")
   print(table(rows, trained))
+  if 'cascade' in args.models:
+    print('\nThe upsampler\'s prediction of x(0), given its own or another image\'s input:\n')
+    print(reads_input(args.sr_workdir, args))
   if args.plot:
     plot(rows, args.plot)
 
