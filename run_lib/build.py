@@ -141,6 +141,9 @@ def create_autoencoder_task(config: ml_collections.ConfigDict,
     most = max((n for n in range(1, 9) if size // 2**n - 2 >= 1), default=0)
     raise ValueError(f'autoencoder.disc_layers={a.disc_layers} leaves no patches of '
                      f'{size}x{size} images (at most {most}; 0 for no discriminator)')
+  if a.lpips_weights and size < models.lpips.MIN_SIZE:
+    raise ValueError(f'autoencoder.lpips_weights: LPIPS (VGG16) needs images of at least '
+                     f'{models.lpips.MIN_SIZE}x{models.lpips.MIN_SIZE}, not {size}x{size}')
   discriminator = (models.NLayerDiscriminator(ndf=a.disc_ndf, n_layers=a.disc_layers)
                    if a.disc_layers else None)
   return tasks.Autoencoder(
@@ -213,6 +216,13 @@ def load_first_stage(config: ml_collections.ConfigDict,
     return jax.device_get(state.ema_params['autoencoder'])
 
   return FirstStage(ae_job.task, path, read_params)
+
+
+def first_stage_of(ae_config: ml_collections.ConfigDict, source: str) -> FirstStage:
+  """The first stage an autoencoder config describes, without weights (they are the task's
+  stand-ins): what tests and benchmarks build a paper-scale latent task from."""
+  task = create_autoencoder_task(ae_config, create_autoencoder(ae_config))
+  return FirstStage(task, source, None)
 
 
 # Written into a workdir when its training ends as configured (n_iters or max_minutes): a

@@ -161,9 +161,7 @@ def first_stage(config: ml_collections.ConfigDict) -> run_lib.build.FirstStage |
   assert ae_config.training.task == 'autoencoder'
   for key in ('image_size', 'num_channels', 'centered'):
     assert ae_config.data[key] == config.data[key], key
-  task = run_lib.build.create_autoencoder_task(ae_config,
-                                               run_lib.build.create_autoencoder(ae_config))
-  return run_lib.build.FirstStage(task, config.latent.autoencoder_workdir, None)
+  return run_lib.build.first_stage_of(ae_config, config.latent.autoencoder_workdir)
 
 
 def build_task(config: ml_collections.ConfigDict):

@@ -194,6 +194,8 @@ def test_bad_latent_settings_fail_with_one_line_and_write_nothing(tmp_path, data
     ({'autoencoder.norm_groups': 3}, 'autoencoder.norm_groups=3 must divide every width [8, 16]'),
     ({'autoencoder.rec_loss': 'l3'}, "unknown autoencoder.rec_loss 'l3'; known: ['l1', 'l2']"),
     ({'autoencoder.attn_resolutions': (3,)}, 'autoencoder.attn_resolutions: attn_resolutions [3]'),
+    ({'autoencoder.lpips_weights': 'lpips.safetensors'},
+     'autoencoder.lpips_weights: LPIPS (VGG16) needs images of at least 16x16, not 8x8'),
     ({'text.layers': 1}, "text.layers > 0 conditions a score network, not training.task="
                          "'autoencoder'"),
     ({'eval.metrics': ('fid',)}, "eval.metrics 'fid' does not apply to training.task="
