@@ -115,6 +115,26 @@ def q_posterior(sde: VPSDE, x0: jax.Array, x_t: jax.Array,
   return mean, jnp.broadcast_to(_at(chain.posterior_log_variance_clipped, level, x_t), x_t.shape)
 
 
+def level_times(sde: VPSDE, *, discrete: bool = True) -> np.ndarray:
+  """The time [N] at which a score function is asked about each level of the chain.
+
+  A network trained on the discrete levels (time inputs 'ddpm_index', read with the
+  levels' own alphas_cumprod) is asked at level i's time i T / (N - 1). A continuous-time
+  network reads the SDE's alpha(t) and std(t), which at that time are not the level's:
+  std(0) = 0, where level 0 has std sqrt(beta_0). It is asked at the time of the level's
+  log-SNR, log(abar_i / (1 - abar_i)) / 2, where its marginal is the chain's (clipped to
+  T: the last levels of a chain of N steps are a little noisier than the SDE at T).
+  """
+  _check_vp(sde)
+  if discrete:
+    return np.arange(sde.N) * (sde.T / (sde.N - 1))
+  abar = _chain(sde).alphas_cumprod
+  log_snr = 0.5 * (np.log(abar) - np.log1p(-abar))
+  with jax.ensure_compile_time_eval():  # constants, also when a jitted function builds it
+    times = np.asarray(sde.t_from_log_snr(jnp.asarray(log_snr, jnp.float32)), np.float64)
+  return np.minimum(times, sde.T)
+
+
 def _mean(sde: VPSDE, x: jax.Array, level: jax.Array, score: jax.Array,
           clip_denoised: tuple[float, float] | None) -> jax.Array:
   """The reverse step's mean: q's posterior mean at Tweedie's x0 = (x + (1 - abar) score)
@@ -128,7 +148,8 @@ def _mean(sde: VPSDE, x: jax.Array, level: jax.Array, score: jax.Array,
 
 
 def fixed_kernel(sde: VPSDE, score_fn: ScoreFn, *, variance: str = 'beta_tilde',
-                 clip_denoised: tuple[float, float] | None = None) -> Kernel:
+                 clip_denoised: tuple[float, float] | None = None,
+                 discrete: bool = True) -> Kernel:
   """The reverse step of a score model with fixed variances (Ho et al.'s two choices).
 
   The mean is q(x_{n-1} | x_n, x_0)'s at Tweedie's x_0 from the score at the level's time
@@ -142,11 +163,14 @@ def fixed_kernel(sde: VPSDE, score_fn: ScoreFn, *, variance: str = 'beta_tilde',
     variance: 'beta_tilde' or 'beta'.
     clip_denoised: (low, high) to clip the x_0 prediction to (improved DDPM's clip_denoised
       with the data's range, e.g. (-1, 1)), or None.
+    discrete: the score function is a network of the discrete levels, else of continuous
+      time (`level_times`).
 
   Returns:
     kernel(x_n, level) -> (mean, log_var), both [B, ...].
   """
   _check_vp(sde)
+  times = level_times(sde, discrete=discrete)
   if variance not in VARIANCES:
     raise ValueError(f'unknown variance {variance!r}; known: {list(VARIANCES)}')
   chain = _chain(sde)
@@ -156,7 +180,7 @@ def fixed_kernel(sde: VPSDE, score_fn: ScoreFn, *, variance: str = 'beta_tilde',
     log_var = np.log(np.append(chain.posterior_variance[1], chain.betas[1:]))
 
   def kernel(x: jax.Array, level: jax.Array) -> tuple[jax.Array, jax.Array]:
-    score = score_fn(x, (level * (sde.T / (sde.N - 1))).astype(x.dtype))
+    score = score_fn(x, jnp.asarray(times, x.dtype)[level])
     return (_mean(sde, x, level, score, clip_denoised),
             jnp.broadcast_to(_at(log_var, level, x), x.shape))
 
@@ -164,7 +188,8 @@ def fixed_kernel(sde: VPSDE, score_fn: ScoreFn, *, variance: str = 'beta_tilde',
 
 
 def learned_range_kernel(sde: VPSDE, score_and_v_fn: ScoreAndVFn, *,
-                         clip_denoised: tuple[float, float] | None = None) -> Kernel:
+                         clip_denoised: tuple[float, float] | None = None,
+                         discrete: bool = True) -> Kernel:
   """The reverse step of a network with learned variances (improved DDPM's learned_range).
 
   One call gives the score, whose Tweedie x_0 makes the mean as in `fixed_kernel`, and v,
@@ -175,16 +200,17 @@ def learned_range_kernel(sde: VPSDE, score_and_v_fn: ScoreAndVFn, *,
     sde: a VP SDE.
     score_and_v_fn: (x [B, ...], t [B]) -> (score, v), each [B, ...], e.g.
       `Parameterization(..., learned_variance=True).score_and_v_fn(sde, net_fn)`.
-    clip_denoised: as in `fixed_kernel`.
+    clip_denoised, discrete: as in `fixed_kernel`.
 
   Returns:
     kernel(x_n, level) -> (mean, log_var), both [B, ...].
   """
   _check_vp(sde)
   chain = _chain(sde)
+  times = level_times(sde, discrete=discrete)
 
   def kernel(x: jax.Array, level: jax.Array) -> tuple[jax.Array, jax.Array]:
-    score, v = score_and_v_fn(x, (level * (sde.T / (sde.N - 1))).astype(x.dtype))
+    score, v = score_and_v_fn(x, jnp.asarray(times, x.dtype)[level])
     frac = (v + 1.0) / 2.0
     log_var = (frac * _at(np.log(chain.betas), level, x)
                + (1.0 - frac) * _at(chain.posterior_log_variance_clipped, level, x))

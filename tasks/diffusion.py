@@ -179,12 +179,15 @@ class Diffusion:
     the variational bound scores: with the network's learned variances, or a fixed
     `variance` ('beta_tilde' or 'beta')."""
     net = self._conditional_net(params, batch)
+    # A continuous-time network is asked at the times of the levels' log-SNRs.
+    discrete = self.parameterization.discrete
     if self.parameterization.learned_variance:
       return sde_lib.vlb.learned_range_kernel(
           self.sde, self.parameterization.score_and_v_fn(self.sde, net),
-          clip_denoised=clip_denoised)
+          clip_denoised=clip_denoised, discrete=discrete)
     return sde_lib.vlb.fixed_kernel(self.sde, self.parameterization.score_fn(self.sde, net),
-                                    variance=variance, clip_denoised=clip_denoised)
+                                    variance=variance, clip_denoised=clip_denoised,
+                                    discrete=discrete)
 
   def conditions(self, rng: jax.Array, batch: dict, *, train: bool) -> dict:
     """The batch a loss sees: in training with a fraction of its labels and captions

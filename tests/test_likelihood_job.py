@@ -7,7 +7,7 @@ import pytest
 
 import run_lib
 from configs.digits import ve as digits_ve
-from configs.digits import vp_learned
+from configs.digits import vp, vp_learned
 
 
 def tiny_learned(data_dir: str):
@@ -78,3 +78,17 @@ def test_bad_likelihood_settings_name_the_key(tmp_path, config_of, overrides, me
   with pytest.raises(ValueError) as error:
     run_lib.Job(config, str(tmp_path))
   assert message in str(error.value)
+
+
+def test_a_continuous_time_model_is_bounded_at_the_levels_log_snr(tmp_path, data_dir):
+  # The continuous VP network is asked about chain level i where its own marginal is the
+  # level's; at the levels' indices i T / (N - 1) it would be asked about level 0 at t = 0,
+  # where its std is 0 (the decoder term was then hundreds of bits/dim).
+  config = vp.get_config('tiny')
+  config.data.data_dir = data_dir
+  config.training.snapshot_sampling = False
+  config.eval.metrics = ('bpd_vlb',)
+  config.eval.batch_size = 160
+  run_lib.train(config, str(tmp_path))
+  [metrics] = run_lib.evaluate(config, str(tmp_path)).values()
+  assert 0 < metrics['bpd_vlb_decoder'] < np.log2(17) + 1

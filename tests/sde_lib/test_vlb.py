@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from sde_lib import get_sde, likelihood, toy, vlb
+from sde_lib import VPSDE, get_sde, likelihood, toy, vlb
 
 MU, S = 0.3, 0.45  # Gaussian data N(MU, S^2) in each dimension: every term is closed form
 GAUSSIAN = toy.GaussianMixture(np.full((1, 2), MU), S, np.ones(1))
@@ -350,3 +350,18 @@ def test_kernels_refuse_other_sdes_and_variances():
     vlb.fixed_kernel(get_sde('vesde'), lambda x, t: x)
   with pytest.raises(ValueError, match="unknown variance 'fixedlarge'; known: "):
     vlb.fixed_kernel(get_sde('vpsde'), lambda x, t: x, variance='fixedlarge')
+
+
+@pytest.mark.parametrize('sde', [VPSDE(N=200), VPSDE(N=1000, schedule='cosine')],
+                         ids=['linear', 'cosine'])
+def test_a_continuous_time_score_is_asked_where_its_marginal_is_the_levels(sde):
+  # At level_times(discrete=False) the SDE's alpha^2 is the chain's alphas_cumprod (but at
+  # the last levels, clipped to T); at the discrete times i T / (N - 1) level 0 would be
+  # asked at t = 0, where a continuous network's std is 0 and level 0's is sqrt(beta_0).
+  times = vlb.level_times(sde, discrete=False)
+  inside = times < sde.T
+  assert inside.sum() > 0.95 * sde.N and times[0] > 0
+  alpha2 = np.asarray(sde.alpha(jnp.asarray(times[inside], jnp.float32)), np.float64) ** 2
+  np.testing.assert_allclose(alpha2, sde.alphas_cumprod[inside], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(vlb.level_times(sde), np.arange(sde.N) * sde.T / (sde.N - 1))
+  assert float(sde.std(jnp.zeros(()))) == 0.0 < np.sqrt(sde.discrete_betas[0])
