@@ -3,7 +3,6 @@ classifier-free guidance in sampling and evaluation), a noise-conditional classi
 classifier guidance of an unconditional model by it, and their bad input."""
 
 import dataclasses
-import functools
 import os
 import pathlib
 import subprocess
