@@ -186,7 +186,9 @@ def load_first_stage(config: ml_collections.ConfigDict,
     if (model.in_channels, model.out_channels) != (image_shape[2],) * 2:
       raise JobError(f'the autoencoder in {path!r} takes {model.in_channels}-channel images; '
                      f'the data have {image_shape[2]} (data.num_channels)')
-    task = create_autoencoder_task(config, model)
+    # A frozen first stage only encodes and decodes: config.autoencoder's loss terms (its
+    # discriminator, LPIPS) are an autoencoder job's, not this one's.
+    task = tasks.Autoencoder(model, centered=config.data.centered)
     return FirstStage(task, path, lambda: params)
   path = latent.autoencoder_workdir
   ae_config = saved_config(path, 'latent.autoencoder_workdir',
@@ -699,6 +701,10 @@ def check_metrics(config: ml_collections.ConfigDict, task) -> tuple[str, ...]:
       raise ValueError(f"eval.metrics 'bpd_vlb' is DDPM's bound on the chain of the VP SDE's "
                        f'discrete levels; {config.sde.name!r} has no such chain: use bpd_ode, '
                        'the probability-flow likelihood')
+    try:
+      sde_lib.vlb.check_chain(task.sde)
+    except ValueError as e:
+      raise ValueError(f"eval.metrics 'bpd_vlb': {e} (sde.N)") from None
     if config.eval.vlb_variance not in sde_lib.vlb.VARIANCES:
       raise ValueError(f'unknown eval.vlb_variance {config.eval.vlb_variance!r}; known: '
                        f'{list(sde_lib.vlb.VARIANCES)}')

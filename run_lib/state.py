@@ -69,6 +69,13 @@ def checkpoint_manager(workdir: pathlib.Path, snapshot_freq: int) -> ocp.Checkpo
   each checkpoint to a temporary directory and renames it when complete, so a
   kill at any moment leaves the previous one intact.
   """
+  if jax.default_backend() == 'cpu':
+    # Orbax writes a replicated array in slices, one per replica, in parallel: on CPU
+    # devices, which share the host's memory, that buys nothing and compiles a slice per
+    # shape and replica (the first save of a digits latent job: 24 s against 1.5 s).
+    # Orbax itself turns it off on GPU; TPU hosts keep it.
+    ocp.type_handlers.register_type_handler(
+        jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True)
   options = ocp.CheckpointManagerOptions(max_to_keep=1, keep_period=snapshot_freq, create=True)
   return ocp.CheckpointManager(workdir / 'checkpoints', options=options,
                                item_handlers=ocp.StandardCheckpointHandler())

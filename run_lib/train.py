@@ -95,6 +95,12 @@ def _check_finite(step: int, metrics: dict[str, float]) -> None:
                    'training stopped, the last checkpoint is the last finite state')
 
 
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  """One program for the whole tree: leaf by leaf, eager jnp compiled one per shape."""
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
 def _crossed(before: int, after: int, every: int) -> bool:
   """Whether a multiple of `every` lies in (before, after]."""
   return every > 0 and after // every > before // every
@@ -157,9 +163,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
 
   def save(step: int, state: TrainState) -> None:
     flush()
-    finite = jax.tree.reduce(lambda a, b: a & b,
-                             jax.tree.map(lambda p: jnp.all(jnp.isfinite(p)), state.params))
-    if not bool(finite):
+    if not bool(_all_finite(state.params)):
       raise JobError(f'non-finite parameters at step {step}; not saved, training stopped')
     job.manager.save(step, args=ocp.args.StandardSave(state))
 

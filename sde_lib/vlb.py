@@ -69,11 +69,18 @@ class _Chain(NamedTuple):
   posterior_mean_coef2: np.ndarray  # of x_n
 
 
-def _check_vp(sde: SDE) -> None:
+def check_chain(sde: SDE) -> None:
+  """Raises ValueError where `sde` has no DDPM chain: not a VP SDE, or too few levels for
+  its betas (beta_max / N >= 1 makes 1 - beta, and every alphas_cumprod after it, <= 0)."""
   if not isinstance(sde, VPSDE):
     raise ValueError(
         f"the bound is DDPM's chain of the VP SDE's discrete levels; {type(sde).__name__} has "
         'no such chain: use the probability-flow likelihood (likelihood.bits_per_dim)')
+  worst = float(np.max(sde.discrete_betas))
+  if worst >= 1.0:
+    raise ValueError(
+        f"DDPM's chain needs betas below 1; N={sde.N} levels of beta_max={sde.beta_max} reach "
+        f'{worst:.3g}: take more levels (N > {math.ceil(sde.beta_max)})')
 
 
 @functools.lru_cache(maxsize=16)
@@ -96,7 +103,7 @@ def _at(table: np.ndarray, level: jax.Array, x: jax.Array) -> jax.Array:
 
 def q_sample(sde: VPSDE, x0: jax.Array, level: jax.Array, z: jax.Array) -> jax.Array:
   """x_n = sqrt(abar) x_0 + sqrt(1 - abar) z at level = n - 1 [B]: [B, ...]."""
-  _check_vp(sde)
+  check_chain(sde)
   chain = _chain(sde)
   return (_at(np.sqrt(chain.alphas_cumprod), level, x0) * x0
           + _at(np.sqrt(1.0 - chain.alphas_cumprod), level, x0) * z)
@@ -108,7 +115,7 @@ def q_posterior(sde: VPSDE, x0: jax.Array, x_t: jax.Array,
 
   At level 0 the variance is 0; its log is clipped to level 1's, as improved DDPM does.
   """
-  _check_vp(sde)
+  check_chain(sde)
   chain = _chain(sde)
   mean = (_at(chain.posterior_mean_coef1, level, x_t) * x0
           + _at(chain.posterior_mean_coef2, level, x_t) * x_t)
@@ -125,7 +132,7 @@ def level_times(sde: VPSDE, *, discrete: bool = True) -> np.ndarray:
   log-SNR, log(abar_i / (1 - abar_i)) / 2, where its marginal is the chain's (clipped to
   T: the last levels of a chain of N steps are a little noisier than the SDE at T).
   """
-  _check_vp(sde)
+  check_chain(sde)
   if discrete:
     return np.arange(sde.N) * (sde.T / (sde.N - 1))
   abar = _chain(sde).alphas_cumprod
@@ -169,7 +176,7 @@ def fixed_kernel(sde: VPSDE, score_fn: ScoreFn, *, variance: str = 'beta_tilde',
   Returns:
     kernel(x_n, level) -> (mean, log_var), both [B, ...].
   """
-  _check_vp(sde)
+  check_chain(sde)
   times = level_times(sde, discrete=discrete)
   if variance not in VARIANCES:
     raise ValueError(f'unknown variance {variance!r}; known: {list(VARIANCES)}')
@@ -205,7 +212,7 @@ def learned_range_kernel(sde: VPSDE, score_and_v_fn: ScoreAndVFn, *,
   Returns:
     kernel(x_n, level) -> (mean, log_var), both [B, ...].
   """
-  _check_vp(sde)
+  check_chain(sde)
   chain = _chain(sde)
   times = level_times(sde, discrete=discrete)
 
@@ -284,14 +291,14 @@ def term(sde: VPSDE, kernel: Kernel, x0: jax.Array, x_t: jax.Array, level: jax.A
   L_0 = -log p(x_0 | x_1) at level 0, KL(q(x_{n-1} | x_n, x_0) || p(x_{n-1} | x_n)) above
   (improved DDPM's _vb_terms_bpd). Its expectation over x_n ~ q(x_n | x_0) is the term L.
   """
-  _check_vp(sde)
+  check_chain(sde)
   mean, log_var = kernel(x_t, level)
   return _term_bits(sde, x0, x_t, level, mean, log_var, levels=levels, centered=centered)
 
 
 def prior_term(sde: VPSDE, x0: jax.Array) -> jax.Array:
   """L_T = KL(q(x_N | x_0) || N(0, I)) in bits/dim [B] (improved DDPM's _prior_bpd)."""
-  _check_vp(sde)
+  check_chain(sde)
   # KL(N(sqrt(abar) x_0, 1 - abar) || N(0, 1)) = (abar x_0^2 - abar - log(1 - abar)) / 2,
   # whose last two terms cancel to abar^2 / 2: taken together, in float64.
   abar = _chain(sde).alphas_cumprod[-1]
@@ -325,7 +332,7 @@ def bits_per_dim(rng: jax.Array, sde: VPSDE, kernel: Kernel, x: jax.Array, *,
   Returns:
     Bound(total, prior, decoder, kl), each [B] bits/dim.
   """
-  _check_vp(sde)
+  check_chain(sde)
   if levels is not None:
     check_levels('levels', levels)
   if n_terms is not None and (isinstance(n_terms, bool) or not isinstance(n_terms, int)

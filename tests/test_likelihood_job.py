@@ -67,6 +67,9 @@ def test_the_estimated_bound_is_near_the_exact_one(learned, tmp_path, data_dir):
      "unknown eval.vlb_variance 'sigma'; known: ['beta', 'beta_tilde']"),
     (vp_learned.get_config, {'eval.vlb_terms': -1},
      'eval.vlb_terms must be 0 (all terms) or more, got -1'),
+    (vp.get_config, {'eval.metrics': ('bpd_vlb',)},
+     "eval.metrics 'bpd_vlb': DDPM's chain needs betas below 1; N=10 levels of beta_max=20.0 "
+     'reach 2: take more levels (N > 20) (sde.N)'),
     (vp_learned.get_config, {'model.name': 'ncsnv2_64'},
      "model.learned_variance needs a diffusion model of ['ncsnpp', 'ddpm']"),
 ])
@@ -87,8 +90,10 @@ def test_a_continuous_time_model_is_bounded_at_the_levels_log_snr(tmp_path, data
   config = vp.get_config('tiny')
   config.data.data_dir = data_dir
   config.training.snapshot_sampling = False
+  config.sde.N = 40  # the tiny config's 10 levels of beta_max = 20 are no chain (betas > 1)
   config.eval.metrics = ('bpd_vlb',)
   config.eval.batch_size = 160
   run_lib.train(config, str(tmp_path))
   [metrics] = run_lib.evaluate(config, str(tmp_path)).values()
   assert 0 < metrics['bpd_vlb_decoder'] < np.log2(17) + 1
+  assert metrics['bpd_vlb_decoder'] < metrics['bpd_vlb'] < np.inf

@@ -314,7 +314,7 @@ def test_clip_denoised_clips_the_x0_prediction():
 
 def test_the_exact_bound_traces_the_kernel_twice_whatever_n():
   # The decoder, and one lax.scan body for the N - 1 KL terms: one program for any N.
-  for n in (20, 200):
+  for n in (30, 200):
     sde = get_sde('vpsde', N=n)
     calls = []
     fixed = vlb.fixed_kernel(sde, GAUSSIAN.score_fn(sde, discrete=True))
@@ -335,9 +335,11 @@ def test_the_exact_bound_traces_the_kernel_twice_whatever_n():
     ('subvpsde', {}, 'SubVPSDE has no such chain'),
     ('vpsde', {'levels': 1}, 'levels must be an integer >= 2, got 1'),
     ('vpsde', {'n_terms': 0}, 'n_terms must be a positive integer or None, got 0'),
+    ('vpsde', {'N': 20}, "DDPM's chain needs betas below 1; N=20 levels of beta_max=20.0 reach "
+                         '1: take more levels (N > 20)'),
 ])
 def test_bits_per_dim_bad_input(name, kwargs, message):
-  sde = get_sde(name, N=10)
+  sde = get_sde(name, N=kwargs.pop('N', 50))
   kernel = lambda x, level: (x, jnp.zeros_like(x))
   options = {'levels': 256, 'centered': True, **kwargs}
   with pytest.raises(ValueError) as error:
