@@ -124,11 +124,11 @@ def test_resume_gives_bit_identical_parameters(reference, tmp_path, data_dir):
 
 def test_kill_9_at_any_moment_then_relaunch_matches_an_uninterrupted_run(reference, tmp_path,
                                                                        data_dir):
-  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=4'}
+  # The session's XLA_FLAGS (conftest: 4 devices, its optimisation level), as the reference.
   process = subprocess.Popen(
       [sys.executable, 'main.py', f'--config={TINY}', f'--workdir={tmp_path}',
        f'--config.data.data_dir={data_dir}', '--config.training.n_iters=1000'],
-      cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+      cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.monotonic() + 240
   checkpoints = tmp_path / 'checkpoints'
   while time.monotonic() < deadline and not (checkpoints.exists() and any(
