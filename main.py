@@ -21,8 +21,6 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-import run_lib
-
 MODES = ('train', 'eval', 'sample', 'sweep')
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
@@ -44,30 +42,55 @@ def _fail(message: str) -> None:
   sys.exit(1)
 
 
+def _config_file(argv: list[str]) -> str | None:
+  """The config file named on the command line, --config=FILE or --config FILE (the last
+  one counts), without its :variant."""
+  named = None
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      named = arg.split('=', 1)[1]
+    elif arg == '--config' and i + 1 < len(argv):
+      named = argv[i + 1]
+  return None if named is None else named.split(':')[0]
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, with every bad flag or config override reported on one line."""
-  given = [a.split('=', 1)[1] for a in argv if a.startswith('--config=')]
-  if given and not os.path.isfile(given[-1].split(':')[0]):  # the last one counts
-    _fail(f'config file {given[-1].split(":")[0]} not found')
+  """absl's flag parsing, with every bad flag, config file or override reported on one line."""
+  path = _config_file(argv)
+  if path is not None and not os.path.isfile(path):
+    _fail(f'config file {path} not found')
   try:
     rest = flags.FLAGS(argv)
-    _CONFIG.value  # noqa: B018 (a config file that failed to load raises only when read)
-  except (AttributeError, KeyError) as e:
-    # ml_collections raises these, not a flags.Error, for a key the config lacks.
-    key = re.findall(r"\w+", str(e))[0] if str(e) else '?'
-    bad = [a.split('=')[0] for a in argv if a.startswith('--config.') and
-           re.search(rf'\.{key}(\.|=|$)', a.split('=')[0])]
-    hint = re.search(r'Did you mean "(\w+)"', str(e))
-    _fail(f'unknown config key {bad[0] if bad else key}' +
-          (f' (did you mean {hint.group(1)}?)' if hint else ''))
+    # A config file that failed to load raises only when the config is read.
+    _CONFIG.value.get('seed')
+  except AttributeError as e:
+    if "has no attribute 'get_config'" in str(e):
+      _fail(f'config file {path} has no get_config() returning the config')
+    _fail(_unknown_key(argv, e))
+  except KeyError as e:  # ml_collections raises these, not a flags.Error, for unknown keys
+    _fail(_unknown_key(argv, e))
   except (flags.Error, TypeError, ValueError) as e:
     lines = [line for line in str(e).strip().splitlines() if line.strip()]
     if any(line.startswith('Traceback') for line in lines):  # a config's get_config() raised
       _fail(f'{lines[0]} {lines[-1].strip()}')
     _fail(str(e))
   except OSError as e:  # a config file that raised while loading
-    _fail(str(e).strip().splitlines()[0] + ': ' + str(e).strip().splitlines()[-1].strip())
+    cause = e.__cause__ or e.__context__ or e
+    lines = [line.strip() for line in str(cause).strip().splitlines() if line.strip()]
+    _fail(f'config file {path} failed to load: {lines[-1] if lines else type(cause).__name__}')
+  except Exception as e:  # noqa: BLE001 (the config file's own code raised while importing)
+    _fail(f'config file {path} failed to load: {type(e).__name__}: {e}')
   return rest
+
+
+def _unknown_key(argv: list[str], e: Exception) -> str:
+  """The one line for an override of a key the config lacks."""
+  key = re.findall(r"\w+", str(e))[0] if str(e) else '?'
+  bad = [a.split('=')[0] for a in argv if a.startswith('--config.') and
+         re.search(rf'\.{key}(\.|=|$)', a.split('=')[0])]
+  hint = re.search(r'Did you mean "(\w+)"', str(e))
+  return (f'unknown config key {bad[0] if bad else key}'
+          + (f' (did you mean {hint.group(1)}?)' if hint else ''))
 
 
 def _sweep_points():
@@ -97,22 +120,36 @@ def _use_every_core(config) -> None:
                              f' --xla_force_host_platform_device_count={devices}').strip()
 
 
+# Warnings of the libraries that a user cannot act on: tfds decodes images with PIL where
+# OpenCV is missing (the digits decode in microseconds either way), and orbax notes that the
+# job registers its own jax.Array handler (run_lib.state, for faster CPU checkpoints).
+_UNACTIONABLE = ('OpenCV is not installed', 'Type handler registry type')
+
+
+def _quiet(record) -> bool:
+  return not any(str(record.msg).startswith(prefix) for prefix in _UNACTIONABLE)
+
+
 def main(argv):
   del argv
-  _use_every_core(_CONFIG.value)
+  # Imported once the command line is read: run_lib loads jax, tfds and orbax (3 s), which a
+  # bad flag or config file need not wait for.
+  import run_lib  # noqa: PLC0415
+
+  logging.get_absl_logger().addFilter(_quiet)
+  config = _CONFIG.value
+  _use_every_core(config)
   explicit = (_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   if _MULTIHOST.value or any(v is not None for v in explicit):
     import jax
     jax.distributed.initialize(*explicit)
   logging.set_verbosity(logging.WARNING)
-  if _MODE.value == 'sweep':
-    points = _sweep_points()
-    run = lambda config, workdir: run_lib.sweep(config, workdir, points)  # noqa: E731
-  else:
-    run = {'train': run_lib.train, 'eval': run_lib.evaluate,
-           'sample': run_lib.sample}[_MODE.value]
   try:
-    run(_CONFIG.value, _WORKDIR.value)
+    job = run_lib.build(config, _WORKDIR.value)
+    if _MODE.value == 'sweep':
+      run_lib.sweep(job, _sweep_points(), run_lib.Variants(config))
+    else:
+      {'train': run_lib.train, 'eval': run_lib.evaluate, 'sample': run_lib.sample}[_MODE.value](job)
   except (run_lib.JobError, ValueError, OSError) as e:
     _fail(str(e))
 

@@ -9,7 +9,7 @@ and Decoder of the same architecture from latent-diffusion's
 patched to 2 groups, its only hard-coded width constraint). The diffusers weights are
 copied into the LDM modules by the key mapping `compvis_key` below (written here: LDM has
 no converter), loaded strictly, and both networks must give the same outputs, which checks
-the mapping. Written to tests/data:
+the mapping. Written to tests/testdata:
 
 - vae_diffusers_tiny.safetensors: the diffusers state dict;
 - vae_compvis_tiny.safetensors: the same weights as LDM's `AutoencoderKL` state dict
@@ -85,7 +85,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--ldm-model', required=True,
                       help="path of latent-diffusion's ldm/modules/diffusionmodules/model.py")
-  parser.add_argument('--out', default=str(ROOT / 'tests' / 'data'))
+  parser.add_argument('--out', default=str(ROOT / 'tests' / 'testdata'))
   args = parser.parse_args()
   torch.manual_seed(0)
   num_levels = len(CH_MULT)

@@ -1,7 +1,7 @@
 """Parameters of scorelab's GLIDE configs against GLIDE's released models.
 
 For configs/text/glide_base64.py and configs/text/glide_upsample256.py: scorelab's count,
-the task's parameter trees initialised under `jax.eval_shape` as tests/test_configs.py's
+the task's parameter trees initialised under `jax.eval_shape` as tests/configs/test_configs.py's
 count_parameters does (nothing is materialised), split into the score network ('score')
 and the text encoder ('text'); and GLIDE's, from its own PyTorch code
 (openai/glide-text2im, `create_model` of `model_and_diffusion_defaults()` and of
@@ -77,20 +77,15 @@ print(json.dumps(out))
 
 
 def scorelab_counts(relative_path: str) -> dict[str, int]:
-  """Parameters of a config's task by tree, as tests/test_configs.py builds and counts them."""
+  """Parameters of a config's task by tree, as tests/configs/test_configs.py builds and
+  counts them."""
   import jax  # noqa: PLC0415
 
-  import run_lib  # noqa: PLC0415
+  from run_lib import builder  # noqa: PLC0415
 
   module = importlib.import_module('configs.' + relative_path[:-3].replace('/', '.'))
+  task = builder.create_task(module.get_config())
   config = module.get_config()
-  sde = run_lib.create_sde(config)
-  model = run_lib.create_model(config)
-  text = run_lib.build.create_text_encoder(config)
-  conditioning = run_lib.build.create_conditioning(config, model, config.model.num_outputs,
-                                                   text=text is not None)
-  task = run_lib.build.create_task(config, sde, run_lib.create_parameterization(config, sde),
-                                   model, conditioning, text)
   shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
   trees = jax.eval_shape(lambda: task.init(jax.random.key(0), shape))
   counts = {name: sum(leaf.size for leaf in jax.tree.leaves(tree))

@@ -8,9 +8,9 @@ Two guided models of the bundled digits, each at the scales of --scales:
               (s = 0: unguided).
 Each point draws --num-samples class-balanced samples with the sampler of --method,
 --n-steps and --schedule (any of the job's; default DPM-Solver++(2M), 20 steps) and scores
-them as `--mode eval` does (run_lib's Evaluator): FD, KID and IS in the digit
+them as `--mode eval` does (run_lib's Evaluation): FD, KID and IS in the digit
 classifier's features, and the fraction of samples that classifier assigns to the class
-they were drawn for (`evaluation.class_metrics`). The seconds are those of one sampling
+they were drawn for (`metrics.statistics.class_metrics`). The seconds are those of one sampling
 batch of the compiled sampler (median of --reps calls, after a warm-up call).
 
 Train the three workdirs first (README, "Class-conditional models"), then
@@ -36,7 +36,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import run_lib  # noqa: E402
 from configs.digits import vp as digits_vp  # noqa: E402
 from configs.guided import digits_cfg  # noqa: E402
-from run_lib.evaluate import Evaluator  # noqa: E402
+from run_lib.evaluate import Evaluation  # noqa: E402
 from run_lib.sample import draw  # noqa: E402
 
 
@@ -58,13 +58,14 @@ def _config(kind: str, args, scale: float):
 def measure(kind: str, workdir: str, args) -> list[dict]:
   rows = []
   for scale in args.scales:
-    job = run_lib.Job(_config(kind, args, scale), workdir)
+    config = _config(kind, args, scale)
+    config.eval.metrics = ('fid',)
+    job = run_lib.build(config, workdir)
     state = job.restore()
     if state is None:
       raise SystemExit(f'error: no checkpoint in {workdir}; train it first')
-    evaluator = Evaluator(job)
-    metrics = evaluator.sample_quality(state.ema_params)
-    key, batch = jax.random.key(0), job.config.sampling.batch_size
+    metrics = Evaluation(job).metrics(state.ema_params, int(state.step))
+    key, batch = jax.random.key(0), job.sampling.batch_size
     draw(job, state.ema_params, key, batch)  # compiled and warm
     seconds = []
     for _ in range(args.reps):

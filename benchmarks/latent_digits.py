@@ -90,9 +90,9 @@ def measure(name: str, workdir: pathlib.Path, args) -> dict:
     config.latent.scale = 1.0
   if name == 'latent2':
     config.seed = 7
-  job = run_lib.Job(config, str(workdir))
+  job = run_lib.build(config, str(workdir))
   state = job.restore()
-  metrics = run_lib.Evaluator(job).metrics(state.ema_params, int(state.step))
+  metrics = run_lib.Evaluation(job).metrics(state.ema_params, int(state.step))
   batch = config.sampling.batch_size
   draw(job, state.ema_params, jax.random.key(0), batch)  # compiled
   start = time.perf_counter()

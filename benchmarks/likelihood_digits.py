@@ -36,7 +36,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import run_lib  # noqa: E402
 from configs.digits import vp, vp_learned  # noqa: E402
-from run_lib.build import create_dataset, split_images  # noqa: E402
+from data import scaling  # noqa: E402
 
 LEVELS = 17
 
@@ -48,10 +48,12 @@ def _steps(workdir: str) -> int:
 
 def independent_pixels(config, workdir: str) -> float:
   """Test bits/dim of per-pixel categoricals over the levels fitted on the train split."""
+  data = run_lib.build(config, workdir).data
+
   def levels(split):
-    data = create_dataset(config, pathlib.Path(workdir), split, config.eval.batch_size)
-    images = split_images(data, config.eval.batch_size)['image']
-    return np.rint(images.reshape(len(images), -1) * (LEVELS - 1)).astype(int)
+    images = data.examples(split, config.eval.batch_size)['image']
+    return np.asarray(scaling.to_levels(images.reshape(len(images), -1),
+                                        centered=config.data.centered, levels=LEVELS), int)
 
   train, test = levels('train'), levels('test')
   counts = np.stack([np.bincount(train[:, d], minlength=LEVELS) for d in range(train.shape[1])])
@@ -66,12 +68,12 @@ def evaluate(model: str, workdir: str, metrics: tuple, variance: str, args) -> d
   config.eval.vlb_variance = variance
   if args.data_dir:
     config.data.data_dir = args.data_dir
-  job = run_lib.Job(config, workdir)
+  job = run_lib.build(config, workdir)
   state = job.restore()
   if state is None:
     raise SystemExit(f'error: no checkpoint in {workdir}; train it first')
   start = time.perf_counter()
-  values = run_lib.Evaluator(job).metrics(state.ema_params, int(state.step))
+  values = run_lib.Evaluation(job).metrics(state.ema_params, int(state.step))
   values['seconds'] = time.perf_counter() - start
   print(json.dumps({'model': model, 'variance': variance, **values}), file=sys.stderr,
         flush=True)

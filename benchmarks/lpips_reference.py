@@ -5,7 +5,7 @@ Runs in a torch interpreter with `pip install lpips` (torch, torchvision; the pa
 its lin weights, and pnet_rand=True builds VGG16 without downloading ImageNet weights),
 never in the project's, which does not import torch:
 
-  PEER_PYTHON benchmarks/lpips_reference.py [tests/data/lpips_reference.npz]
+  PEER_PYTHON benchmarks/lpips_reference.py [tests/testdata/lpips_reference.npz]
 
 The weights come from tests/models/reference_weights.py, which the test imports too and
 regenerates, so only the inputs, the outputs and the weights' fingerprints are written (a
@@ -38,7 +38,7 @@ from torch import nn
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from tests.models import reference_weights  # noqa: E402  (numpy only)
 
-OUT = 'tests/data/lpips_reference.npz'
+OUT = 'tests/testdata/lpips_reference.npz'
 DISC = dict(in_channels=3, ndf=8, n_layers=3)
 
 

@@ -3,7 +3,7 @@ their compile time, steps/s and images/s, and the device's peak memory.
 
 For each config file of --configs (paths under configs/), the job's own step: the task,
 optimiser and `init_state` that `run_lib.train` builds (a latent model's frozen autoencoder
-from its autoencoder config file, as tests/test_configs.py builds it: the weights do not
+from its autoencoder config file, as tests/configs/test_configs.py builds it: the weights do not
 change the cost; an autoencoder's LPIPS with random weights, which none can download here),
 jitted with run_lib's `make_train_step` and the state donated, on one device, at the
 config's batch size or --batch. Batches are random images of the config's shape, already on
@@ -34,7 +34,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import run_lib  # noqa: E402
-from run_lib import build  # noqa: E402
+from run_lib import builder  # noqa: E402
 from run_lib.state import init_state  # noqa: E402
 from run_lib.train import make_train_step  # noqa: E402
 
@@ -44,17 +44,13 @@ def load(path: str):
 
 
 def create_task(config):
-  """The config's task as run_lib.Job builds it; a latent one's first stage from the config
-  file its default autoencoder workdir is named after (workdir/kl_f4: latent/kl_f4.py)."""
-  sde = run_lib.create_sde(config)
-  model = run_lib.create_model(config)
-  conditioning = build.create_conditioning(config, model)
+  """The config's task as run_lib.build builds it; a latent one's first stage from the
+  config file its default autoencoder workdir is named after (workdir/kl_f4: latent/kl_f4.py)."""
   first_stage = None
-  if config.training.task == 'latent':
+  if config.latent.autoencoder_workdir:
     name = pathlib.Path(config.latent.autoencoder_workdir).name
-    first_stage = build.first_stage_of(load(f'latent/{name}.py'), name)
-  return build.create_task(config, sde, run_lib.create_parameterization(config, sde), model,
-                           conditioning, None, first_stage)
+    first_stage = builder.first_stage_of(load(f'latent/{name}.py'), name)
+  return builder.create_task(config, first_stage=first_stage)
 
 
 def measure(path: str, args) -> dict:
@@ -71,9 +67,9 @@ def measure(path: str, args) -> dict:
   shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
   mesh = run_lib.create_mesh(jax.devices()[:1])
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  optimizer = run_lib.create_optimizer(config)
+  optimizer = builder.create_optimizer(config)
   state = init_state(task, optimizer, replicated, seed=0, image_shape=shape)
-  start_step = config.autoencoder.disc_start if task.name == 'autoencoder' else 0
+  start_step = getattr(task, 'disc_start', 0)  # an autoencoder's GAN terms on
   state = state.replace(step=jnp.asarray(start_step, jnp.int32))
   step = make_train_step(
       lambda params, b, rng, s: task.loss_terms(params, b, rng, train=True, step=s),

@@ -39,14 +39,14 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import evaluation  # noqa: E402
 import models  # noqa: E402
 import run_lib  # noqa: E402
-import sde_lib  # noqa: E402
 from configs.text import digit_pairs, digit_pairs_16, digit_pairs_sr  # noqa: E402
-from run_lib.build import create_dataset, split_images, test_prompts  # noqa: E402
-from run_lib.evaluate import Evaluator, consistency_mse  # noqa: E402
-from run_lib.sample import draw_cascade  # noqa: E402
+from data import scaling  # noqa: E402
+from metrics import statistics  # noqa: E402
+from run_lib.conditions import test_prompts  # noqa: E402
+from run_lib.evaluate import Evaluation, consistency_mse  # noqa: E402
+from run_lib.sample import draw_cascade, text_stage  # noqa: E402
 
 CONFIGS = {'base': digit_pairs, 'cascade': digit_pairs_sr, 'single': digit_pairs_16}
 
@@ -77,25 +77,27 @@ def _steps(workdir: str) -> int:
 def measure(model: str, workdir: str, args) -> list[dict]:
   rows = []
   for scale in args.scales:
-    job = run_lib.Job(_config(model, args, scale), workdir)
+    config = _config(model, args, scale)
+    job = run_lib.build(config, workdir)
     state = job.restore()
     if state is None:
       raise SystemExit(f'error: no checkpoint in {workdir}; train it first')
-    evaluator = Evaluator(job)
-    text_job = job if job.conditioning.text else job.base.job
-    prompts = test_prompts(text_job.config, text_job.workdir, args.num_samples, distinct=False)
+    evaluation = Evaluation(job)
+    text_job = text_stage(job)
+    prompts = test_prompts(text_job.data.parts('test', text_job.evaluation.batch_size),
+                           args.num_samples, distinct=False)
     done = draw_cascade(job, state.ema_params, jax.random.key(0), args.num_samples,
                         prompts=prompts)
-    features_fn, real, _ = evaluator.features()
-    fake, logits = (np.asarray(a) for a in features_fn(done.final.images / 255.0))
+    network, real, _ = evaluation.features()
+    fake, logits = (np.asarray(a) for a in network(scaling.from_uint8(done.final.images)))
     shuffled = np.random.default_rng(0).permutation(prompts.labels)
-    metrics = evaluation.feature_metrics(real, fake, logits, is_splits=10, seed=0,
-                                         kid_subset_size=job.config.eval.kid_subset_size)
+    metrics = statistics.feature_metrics(real, fake, logits, is_splits=10, seed=0,
+                                         kid_subset_size=config.eval.kid_subset_size)
     row = {'model': model, 'scale': scale, 'fd': metrics['fd'],
            'nfe': ' + '.join(str(d.nfe) for d in done.stages + (done.final,))}
     if done.final.images.shape[1] == 16:  # the classifier cannot read 8x8 pairs
-      row['prompt'] = evaluation.pair_accuracy(logits, prompts.labels)['prompt_accuracy']
-      row['shuffled'] = evaluation.pair_accuracy(logits, shuffled)['prompt_accuracy']
+      row['prompt'] = statistics.pair_accuracy(logits, prompts.labels)['prompt_accuracy']
+      row['shuffled'] = statistics.pair_accuracy(logits, shuffled)['prompt_accuracy']
     if done.stages:
       row['consistency'] = consistency_mse(done.final.images, done.stages[-1].images)
     start = time.perf_counter()
@@ -110,11 +112,11 @@ def reads_input(workdir: str, args, n: int = 200) -> str:
   """Whether the upsampler uses its low-resolution input: its squared error predicting x(0)
   of n test pairs from x(t) (t = 0.3 and 0.6 T) given their own low-resolution images
   against the batch's rolled by one, at augmentation levels 0 and the sampling one."""
-  job = run_lib.Job(_config('cascade', args, 1.0), workdir)
+  job = run_lib.build(_config('cascade', args, 1.0), workdir)
   params, task, sde = job.restore().ema_params, job.task, job.sde
-  examples = split_images(create_dataset(job.config, job.workdir, 'test', 200), 200, limit=n)
+  examples = job.data.examples('test', 200, limit=n)
   images, tokens = jnp.asarray(examples['image']), jnp.asarray(examples['tokens'])
-  low = sde_lib.conditioning.downsample(images, task.low_size)
+  low = task.input_of(images)
   caption = task.encode_text(params, tokens)
   lines = ['| augmentation level s / T | t / T | own input | another image\'s input |',
            '|---|---|---|---|']

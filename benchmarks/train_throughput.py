@@ -174,10 +174,11 @@ def prepare_train(config, mesh) -> dict:
   from jax.sharding import PartitionSpec as P
 
   import run_lib
+  from data import scaling
 
   training = config.training
   with tempfile.TemporaryDirectory(prefix='train_throughput-') as workdir:
-    job = run_lib.Job(config, workdir)
+    job = run_lib.build(config, workdir)
   replicated = NamedSharding(mesh, P())
   state = run_lib.init_state(job.task, job.optimizer, replicated, seed=config.seed,
                              image_shape=job.image_shape)
@@ -189,10 +190,9 @@ def prepare_train(config, mesh) -> dict:
   size, channels = config.data.image_size, config.data.num_channels
   local = np.random.default_rng(0).uniform(
       size=(k, training.batch_size, size, size, channels)).astype(np.float32)
-  if config.data.centered:
-    local = 2.0 * local - 1.0
+  local = scaling.from_unit(local, centered=config.data.centered)
   batches = {'image': jax.make_array_from_process_local_data(batch_sharding, local)}  # [k, B, ...]
-  train_key = run_lib.stream(config, 'train')
+  train_key = job.stream('train')
   rngs = jnp.stack([jax.random.fold_in(train_key, s) for s in range(k)])
 
   compile_s = _compile(step_fn, state, batches, rngs)
@@ -290,23 +290,25 @@ def prepare_sampling(config, workdir: str) -> dict:
   from run_lib.sample import compiled_sampler
 
   # run_lib.sample's own jitted program (draw() adds only the copy to uint8 on the host).
-  job = run_lib.Job(config, workdir)
+  job = run_lib.build(config, workdir)
   n = config.sampling.batch_size
   shape = (n, *job.image_shape)
   # run_lib.sample holds the restored EMA parameters replicated over the job's mesh.
   params = run_lib.init_state(job.task, job.optimizer, job.replicated, seed=config.seed,
                               image_shape=job.image_shape).ema_params
-  rng = jax.random.fold_in(run_lib.stream(config, 'sample'), 0)
+  rng = jax.random.fold_in(job.stream('sample'), 0)
 
-  # run(params, classifier params (none: unguided), rng, number of the first sample)
-  sample = functools.partial(compiled_sampler(job, n, 0), params, None, rng, jnp.int32(0))
+  # run(params, classifier params (none: unguided), rng, number of the first sample, tokens
+  # and low-resolution inputs (none))
+  arguments = (params, None, rng, jnp.int32(0), None, None)
+  sample = functools.partial(compiled_sampler(job, n, 0), *arguments)
   start = time.perf_counter()
-  compiled = compiled_sampler(job, n, 0).lower(params, None, rng, jnp.int32(0)).compile()
+  compiled = compiled_sampler(job, n, 0).lower(*arguments).compile()
   compile_s = {'sampler': time.perf_counter() - start}
   x_sharding = compiled.output_shardings[0]  # where run_lib's sampler keeps the batch
 
   score = job.task.score_fn
-  nfe = int(sample()[1])
+  nfe = int(sample().nfe)
   timesteps = jnp.linspace(job.sde.T, config.sampling.eps, nfe)
 
   def evaluate(params, x, t):  # one score evaluation, chained so that none is hoisted

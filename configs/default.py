@@ -16,7 +16,7 @@ def get_default_config() -> ml_collections.ConfigDict:
 
   config.data = data = ml_collections.ConfigDict()
   # 'digits' (bundled), a tfds name ('cifar10', 'celeb_a', ...) or 'folder:/path/to/images'
-  # (PNG/JPEG, one subfolder per class; see input_pipeline.open_folder).
+  # (PNG/JPEG, one subfolder per class; see data.folders.open_folder).
   data.dataset = 'digits'
   data.data_dir = ''  # tfds data_dir; '' means workdir/data for digits, tfds' default otherwise
   data.download = False  # let tfds download and prepare a missing dataset (needs internet)

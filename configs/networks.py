@@ -8,7 +8,7 @@ configs/datasets.py). score_sde's `attention_type`, `conv_size` and
 `normalization` are dropped: its networks never read them (NCSN++/DDPM always
 use GroupNorm and DDPM attention, NCSNv2 InstanceNorm++).
 
-Parameter counts (tests/test_configs.py checks them against the published
+Parameter counts (tests/configs/test_configs.py checks them against the published
 implementation): NCSN++ CIFAR-10 62,758,915 (Fourier) / 62,693,251 (positional),
 DDPM++ 61,804,419, DDPM 35,218,947, NCSN++ 256 px 65,574,549, NCSN++ 1024 px
 105,785,896, DDPM 256 px 111,569,923, NCSNv2 29,694,083 / 83,445,379 (128 px);

@@ -342,7 +342,9 @@ class AutoencoderKL(nn.Module):
     """f: the latent is f times smaller than the image along each spatial axis."""
     return 2**(len(self.ch_mult) - 1)
 
-  def _attn_levels(self) -> tuple[int, ...]:
+  def attn_levels(self) -> tuple[int, ...]:
+    """The levels (0: full size) whose sizes are in attn_resolutions; ValueError for a
+    size that is no level's."""
     sizes = [self.resolution // 2**level for level in range(len(self.ch_mult))]
     unused = sorted(set(self.attn_resolutions) - set(sizes))
     if unused:
@@ -355,7 +357,7 @@ class AutoencoderKL(nn.Module):
       raise ValueError(f'use_quant_conv=False needs embed_dim ({self.embed_dim}) == z_channels '
                        f'({self.z_channels})')
     shared = dict(ch=self.ch, ch_mult=tuple(self.ch_mult), num_res_blocks=self.num_res_blocks,
-                  attn_levels=self._attn_levels(), mid_attention=self.mid_attention,
+                  attn_levels=self.attn_levels(), mid_attention=self.mid_attention,
                   dropout=self.dropout, resamp_with_conv=self.resamp_with_conv,
                   norm_groups=self.norm_groups)
     self.encoder = Encoder(z_channels=self.z_channels, **shared)

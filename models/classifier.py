@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from models import layers
 from models.layers import default_init, group_norm
-from models.ncsnpp import ACTIVATIONS, NCSNpp, _check_choice
+from models.ncsnpp import ACTIVATIONS, NCSNpp, check_choice
 
 POOLING = ('attention', 'mean')
 
@@ -38,7 +38,7 @@ class AttentionPool(nn.Module):
     q, k, v = jnp.split(nn.Dense(3 * c, kernel_init=default_init(), name='qkv')(tokens), 3,
                         axis=-1)
     heads = lambda a: a.reshape(b, a.shape[1], self.num_heads, c // self.num_heads)
-    out = jax.vmap(layers._attention, in_axes=2, out_axes=2)(heads(q[:, :1]), heads(k),
+    out = jax.vmap(layers.attention, in_axes=2, out_axes=2)(heads(q[:, :1]), heads(k),
                                                                heads(v))  # [B, 1, heads, C/h]
     return nn.Dense(self.features, kernel_init=default_init(), name='head')(out.reshape(b, c))
 
@@ -65,7 +65,7 @@ class Classifier(NCSNpp):
                context_mask: jax.Array | None = None, context_pooled: jax.Array | None = None,
                aug_cond: jax.Array | None = None) -> jax.Array:
     """Logits of x at time_cond; the optional inputs are NCSNpp's (models.ncsnpp)."""
-    _check_choice('pooling', self.pooling, POOLING)
+    check_choice('pooling', self.pooling, POOLING)
     h, _, _ = self.encode(x, time_cond, train=train, class_labels=None, cond=cond,
                           context=context, context_mask=context_mask,
                           context_pooled=context_pooled, aug_cond=aug_cond)

@@ -80,7 +80,7 @@ def _residual(x: jax.Array, h: jax.Array, skip_rescale: bool) -> jax.Array:
   return (x + h) / np.sqrt(2.0) if skip_rescale else x + h
 
 
-def _attention(q: jax.Array, k: jax.Array, v: jax.Array,
+def attention(q: jax.Array, k: jax.Array, v: jax.Array,
                key_mask: jax.Array | None = None) -> jax.Array:
   """Single-head dot-product attention; q [B, N, C], k and v [B, M, C], key_mask [B, M] bool.
 
@@ -140,7 +140,7 @@ class AttnBlock(nn.Module):
             [jnp.ones((b, height * width), bool), context_mask.astype(bool)], axis=1)
     elif context_mask is not None:
       raise ValueError('context_mask was given without a context')
-    h = NIN(c, init_scale=self.init_scale)(_attention(q, k, v, key_mask))
+    h = NIN(c, init_scale=self.init_scale)(attention(q, k, v, key_mask))
     return _residual(x, h.reshape(x.shape), self.skip_rescale)
 
 

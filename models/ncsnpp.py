@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from data import scaling
 from models import layers
 from models.layers import conv3x3, default_init, group_norm
 
@@ -45,7 +46,7 @@ PROGRESSIVE = ('none', 'output_skip', 'residual')
 PROGRESSIVE_INPUT = ('none', 'input_skip', 'residual')
 
 
-def _check_choice(name: str, value: str, known: Sequence[str]) -> None:
+def check_choice(name: str, value: str, known: Sequence[str]) -> None:
   if value not in known:
     raise ValueError(f'unknown {name} {value!r}; known: {sorted(known)}')
 
@@ -105,12 +106,12 @@ class NCSNpp(nn.Module):
   num_classes: int | None = None
 
   def _check(self) -> None:
-    _check_choice('progressive', self.progressive, PROGRESSIVE)
-    _check_choice('progressive_input', self.progressive_input, PROGRESSIVE_INPUT)
-    _check_choice('progressive_combine', self.progressive_combine, ('sum', 'cat'))
-    _check_choice('resblock_type', self.resblock_type, ('ddpm', 'biggan'))
-    _check_choice('embedding_type', self.embedding_type, ('fourier', 'positional'))
-    _check_choice('nonlinearity', self.nonlinearity, tuple(ACTIVATIONS))
+    check_choice('progressive', self.progressive, PROGRESSIVE)
+    check_choice('progressive_input', self.progressive_input, PROGRESSIVE_INPUT)
+    check_choice('progressive_combine', self.progressive_combine, ('sum', 'cat'))
+    check_choice('resblock_type', self.resblock_type, ('ddpm', 'biggan'))
+    check_choice('embedding_type', self.embedding_type, ('fourier', 'positional'))
+    check_choice('nonlinearity', self.nonlinearity, tuple(ACTIVATIONS))
 
   def _time_embedding(self, time_input: jax.Array, act, *,
                       prefix: str | None = None) -> jax.Array:
@@ -188,8 +189,7 @@ class NCSNpp(nn.Module):
     n_levels = len(self.ch_mult)
     attn, resblock, resample, skip_sum = self._blocks(act)
 
-    if not self.centered:
-      x = 2 * x - 1.0
+    x = scaling.to_centered(x, centered=self.centered)
     input_pyramid = x
     h = x if cond is None else jnp.concatenate([x, cond.astype(x.dtype)], axis=-1)
 

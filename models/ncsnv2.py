@@ -18,7 +18,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from models.ncsnpp import ACTIVATIONS, _check_choice
+from data import scaling
+from models.ncsnpp import ACTIVATIONS, check_choice
 
 
 class NCSNConv(nn.Module):
@@ -244,11 +245,11 @@ class NCSNv2(nn.Module):
   def _refinenet(self, x: jax.Array, labels: jax.Array | None,
                  num_classes: int | None) -> jax.Array:
     """The network, with NCSN's conditional norms when num_classes is set."""
-    _check_choice('nonlinearity', self.nonlinearity, tuple(ACTIVATIONS))
-    _check_choice('interpolation', self.interpolation, ('bilinear', 'nearest_neighbor'))
+    check_choice('nonlinearity', self.nonlinearity, tuple(ACTIVATIONS))
+    check_choice('interpolation', self.interpolation, ('bilinear', 'nearest_neighbor'))
     act = ACTIVATIONS[self.nonlinearity]
     block = functools.partial(ResidualBlock, act=act, num_classes=num_classes)
-    h = NCSNConv(self.nf)(x if self.centered else 2 * x - 1.0)
+    h = NCSNConv(self.nf)(scaling.to_centered(x, centered=self.centered))
     outputs = [block(self.nf)(block(self.nf)(h, labels), labels)]
     widths = [self.nf]
     for i, (mult, dilation) in enumerate(self.stages):

@@ -1,37 +1,38 @@
 """The side effects of scorelab: build a job from a config, train, sample, evaluate, sweep.
 
-Only `build` reads the ConfigDict; everything it calls (`sde_lib`, `models`,
-`input_pipeline`, `evaluation`) takes explicit arguments.
+Only `build` (run_lib.builder) reads the ConfigDict: it makes a `Job` of built parts, which
+every loop takes; everything they call (`sde_lib`, `models`, `tasks`, `data`, `metrics`)
+takes explicit arguments.
 
-  build     the config -> SDE, parameterisation, network, task, optimiser, sampler, data; Job
-  state     TrainState and its orbax checkpoints
-  mesh      the device mesh; gathering arrays from every host
-  train     the pure train step, its sharded jit, the training loop
-  sample    the compiled sampler and --mode sample
-  evaluate  test loss, bits/dim, FD/KID/IS of checkpoints (--mode eval)
-  sweep     --mode sweep: grids of overrides, results table and plot
-  io        PNG grids, trajectory strips, logs, JSON
+  builder     build(config, workdir) -> Job: SDE, parameterisation, task (a constructor per
+              training.task), optimiser, sampler, conditions, evaluators, data; the parts
+              taken from other workdirs
+  job         the Job and its typed settings; how it opens its data
+  conditions  what samples are conditioned on: classes, captions, completion masks; guidance
+  stages      a guiding classifier, a cascade's base, a first stage; frozen trees' fillers
+  state       TrainState and its orbax checkpoints
+  mesh        the device mesh; gathering arrays from every host
+  train       the pure train step, its sharded jit, the training loop
+  sample      the compiled sampler, cascades, completion and --mode sample
+  evaluate    the evaluators of eval.metrics (EVALUATORS) and --mode eval
+  sweep       --mode sweep: grids of overrides, results table and plot
+  io          PNG grids, trajectory strips, logs, JSON
 """
 
-from run_lib.build import (Job, SamplerSpec, create_dataset, create_loss_fn, create_model,
-                           create_optimizer, create_parameterization, create_sampler,
-                           create_sde, create_task, stream)
+from run_lib.builder import Variants, build
 from run_lib.errors import JobError
-from run_lib.evaluate import Evaluator, evaluate
-from run_lib.io import image_grid, save_png, to_uint8_images, trajectory_strip
+from run_lib.evaluate import EVALUATORS, Evaluation, evaluate
+from run_lib.io import image_grid, save_png, trajectory_strip
+from run_lib.job import Job
 from run_lib.mesh import check_divisible, create_mesh, gather
 from run_lib.sample import draw, sample
-from run_lib.state import (TrainState, checkpoint_manager, init_state, replicated_abstract,
-                           restore_checkpoint)
+from run_lib.state import TrainState, checkpoint_manager, init_state, restore_checkpoint
 from run_lib.sweep import run as sweep
 from run_lib.train import jit_train_step, make_multi_step, make_train_step, train
 
 __all__ = [
-    'Evaluator', 'Job', 'JobError', 'SamplerSpec', 'TrainState', 'check_divisible',
-    'checkpoint_manager', 'create_dataset', 'create_loss_fn', 'create_mesh', 'create_model',
-    'create_optimizer', 'create_parameterization', 'create_sampler', 'create_sde', 'create_task',
-    'draw',
-    'evaluate', 'gather', 'image_grid', 'init_state', 'jit_train_step', 'make_multi_step',
-    'make_train_step', 'replicated_abstract', 'restore_checkpoint', 'sample', 'save_png',
-    'stream', 'sweep', 'to_uint8_images', 'train', 'trajectory_strip',
+    'EVALUATORS', 'Evaluation', 'Job', 'JobError', 'TrainState', 'Variants', 'build',
+    'check_divisible', 'checkpoint_manager', 'create_mesh', 'draw', 'evaluate', 'gather',
+    'image_grid', 'init_state', 'jit_train_step', 'make_multi_step', 'make_train_step',
+    'restore_checkpoint', 'sample', 'save_png', 'sweep', 'train', 'trajectory_strip',
 ]

@@ -2,19 +2,13 @@
 
 import json
 import pathlib
+import time
 
 import jax
 import numpy as np
 import tensorboardX
 import tqdm
 from PIL import Image, ImageDraw, ImageFont, features
-
-
-def to_uint8_images(x: jax.Array, centered: bool) -> np.ndarray:
-  """Model-space images [N, H, W, C] -> uint8, undoing the data scaling."""
-  x = np.asarray(x, np.float32)
-  x = (x + 1.0) / 2.0 if centered else x
-  return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
 
 
 def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.ndarray:
@@ -99,14 +93,34 @@ def write_json(path: pathlib.Path, value) -> None:
 
 
 class Log:
-  """Scalars to TensorBoard and workdir/log.jsonl (process 0), and a progress bar."""
+  """Scalars to TensorBoard and workdir/log.jsonl (process 0), and a progress bar of the
+  steps. With a time budget (training.max_minutes) the bar shows the budget's remaining
+  time instead of an ETA to n_iters, which the budget may end long before."""
 
-  def __init__(self, workdir: pathlib.Path, start: int, total: int):
+  def __init__(self, workdir: pathlib.Path, start: int, total: int, *,
+               max_minutes: float = 0.0):
     self.main = jax.process_index() == 0
+    self.started = time.monotonic()
+    self.budget = 60.0 * max_minutes
+    self.postfix: dict[str, str] = {}
+    bar_format = ('{desc}{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}, '
+                  '{rate_fmt}{postfix}]') if self.budget > 0 else None
     self.bar = tqdm.tqdm(initial=start, total=total, disable=not self.main, unit='step',
-                         dynamic_ncols=True)
+                         dynamic_ncols=True, bar_format=bar_format)
     self.writer = tensorboardX.SummaryWriter(str(workdir / 'tensorboard')) if self.main else None
     self.jsonl = open(workdir / 'log.jsonl', 'a') if self.main else None
+
+  def out_of_time(self) -> bool:
+    """Whether the time budget is spent."""
+    return self.budget > 0 and time.monotonic() - self.started > self.budget
+
+  def advance(self, steps: int) -> None:
+    """Counts steps done; shows the budget left."""
+    if self.budget > 0:
+      left = max(0, int(self.budget - (time.monotonic() - self.started)))
+      self.postfix['budget left'] = f'{left // 60:d}:{left % 60:02d}'
+      self.bar.set_postfix(self.postfix, refresh=False)
+    self.bar.update(steps)
 
   def scalars(self, step: int, values: dict[str, float]) -> None:
     if not self.main:
@@ -115,7 +129,8 @@ class Log:
       self.writer.add_scalar(key, value, step)
     self.jsonl.write(json.dumps({'step': step, **values}) + '\n')
     self.jsonl.flush()
-    self.bar.set_postfix({k: f'{v:.4g}' for k, v in values.items() if k in ('loss',)})
+    self.postfix.update({k: f'{v:.4g}' for k, v in values.items() if k in ('loss',)})
+    self.bar.set_postfix(self.postfix)
 
   def close(self) -> None:
     self.bar.close()

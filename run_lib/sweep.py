@@ -23,18 +23,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import ml_collections
 
 from run_lib import io
-from run_lib.build import Job, make_workdir
-from run_lib.evaluate import Evaluator
-from run_lib.sample import require_state
+from run_lib.evaluate import Evaluation
+from run_lib.job import Job
 from run_lib.train import train
 
 EVAL_ONLY_PREFIXES = ('sampling.', 'eval.', 'sweep.')
 COLUMNS = ('nfe', 'fd', 'kid', 'is', 'accuracy', 'bpd_ode', 'bpd_vlb', 'test_loss', 'seconds')
 
 Point = dict[str, Any]
+Variants = Callable[[Point, str], Job]
+"""variants(point, workdir) -> the job of the sweep's config under the point's overrides
+(run_lib.builder.Variants, which also has check(point))."""
 
 
 def point_name(point: Point) -> str:
@@ -44,25 +45,6 @@ def point_name(point: Point) -> str:
   if len(slug) > 120:
     slug = slug[:100] + '-' + hashlib.sha1(slug.encode()).hexdigest()[:12]
   return slug
-
-
-def apply(config: ml_collections.ConfigDict, point: Point) -> ml_collections.ConfigDict:
-  """A copy of config with the point's dotted overrides; unknown keys or bad types fail."""
-  config = config.copy_and_resolve_references()
-  for key, value in point.items():
-    *parents, leaf = key.split('.')
-    node = config
-    try:
-      for part in parents:
-        node = node[part]
-      if leaf not in node:
-        raise KeyError(leaf)
-      node[leaf] = value
-    except (KeyError, AttributeError):
-      raise ValueError(f'sweep point {point}: unknown config key {key!r}') from None
-    except TypeError as e:
-      raise ValueError(f'sweep point {point}: {key}={value!r}: {e}') from None
-  return config
 
 
 def check_points(points: Any) -> list[Point]:
@@ -79,35 +61,33 @@ def trains(point: Point) -> bool:
   return not all(key.startswith(EVAL_ONLY_PREFIXES) for key in point)
 
 
-def run_point(config: ml_collections.ConfigDict, workdir: pathlib.Path, point: Point,
+def run_point(variants: Variants, workdir: pathlib.Path, point: Point,
               out: pathlib.Path) -> dict[str, Any]:
   """Trains (if the point needs it) and evaluates one point; writes and returns its JSON."""
-  point_config = apply(config, point)
-  where = workdir
+  where = workdir / 'sweep' / point_name(point) if trains(point) else workdir
+  job = variants(point, str(where))
   if trains(point):
-    where = workdir / 'sweep' / point_name(point)
-    train(point_config, str(where))
-  job = Job(point_config, str(where))
-  state = require_state(job)
-  metrics = Evaluator(job).metrics(state.ema_params, int(state.step))
+    train(job)
+  state = job.require_state()
+  metrics = Evaluation(job).metrics(state.ema_params, int(state.step))
   record = {'point': point, 'workdir': str(where), **metrics}
   if jax.process_index() == 0:
     io.write_json(out, record)
   return record
 
 
-def run(config: ml_collections.ConfigDict, workdir: str,
-        make_points: Callable[[], Any]) -> list[dict[str, Any]]:
-  """Runs the sweep (or its point sweep.index) and assembles the results.
+def run(job: Job, make_points: Callable[[], Any], variants: Variants) -> list[dict[str, Any]]:
+  """Runs the sweep of the job's workdir (or its point sweep.index) and assembles the
+  results; each point is the job `variants` builds of it.
 
   Returns:
     The records of the points run or found, in the sweep's order.
   """
-  root = make_workdir(workdir)
+  root = job.workdir
   points = check_points(make_points())
   for point in points:  # bad keys fail before anything runs
-    apply(config, point)
-  index = config.sweep.index
+    variants.check(point)
+  index = job.sweep.index
   if index >= len(points):
     raise ValueError(f'sweep.index={index} but the sweep has {len(points)} points (0-'
                      f'{len(points) - 1})')
@@ -122,14 +102,13 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       continue
     if jax.process_index() == 0:
       print(f'sweep point {i + 1}/{len(points)}: {points[i]}')
-    record = run_point(config, root, points[i], out)
+    record = run_point(variants, root, points[i], out)
     records.append(record)
     if jax.process_index() == 0:
       print(f'  -> {out}: ' + ', '.join(f'{k}={record[k]:.4g}' for k in COLUMNS
                                          if isinstance(record.get(k), (int, float))))
   if index < 0 and jax.process_index() == 0:
-    write_results(root / 'sweep', points, records, metric=config.sweep.metric,
-                  x_key=config.sweep.x)
+    write_results(root / 'sweep', points, records, metric=job.sweep.metric, x_key=job.sweep.x)
   return records
 
 

@@ -2,12 +2,10 @@
 
 import functools
 import os
-import time
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
@@ -16,10 +14,10 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from run_lib import io
-from run_lib.build import FINISHED, Job, create_dataset, stream
 from run_lib.errors import JobError
+from run_lib.job import FINISHED, Job
 from run_lib.mesh import check_divisible
-from run_lib.sample import draw
+from run_lib.sample import draw, save_grid
 from run_lib.state import TrainState, init_state
 
 LossTermsOf = Callable[[dict, dict, jax.Array, jax.Array], dict[str, jax.Array]]
@@ -81,7 +79,7 @@ def jit_train_step(job: Job, mesh: Mesh) -> Callable:
   train_step = make_train_step(
       lambda params, batch, rng, step: task.loss_terms(params, batch, rng, train=True,
                                                        step=step),
-      job.optimizer, ema_rate=job.config.model.ema_rate, frozen=task.frozen)
+      job.optimizer, ema_rate=job.training.ema_rate, frozen=task.frozen)
   replicated = NamedSharding(mesh, P())
   return jax.jit(make_multi_step(train_step), donate_argnums=0,
                  in_shardings=(replicated, NamedSharding(mesh, P(None, 'data')), replicated),
@@ -106,30 +104,29 @@ def _crossed(before: int, after: int, every: int) -> bool:
   return every > 0 and after // every > before // every
 
 
-def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-  """Trains until config.training.n_iters (or max_minutes), resuming from the latest checkpoint.
+def train(job: Job) -> TrainState:
+  """Trains until training.n_iters (or max_minutes), resuming from the latest checkpoint.
 
   Returns:
     The final state.
   """
-  job = Job(config, workdir)
-  training = config.training
+  training = job.training
   check_divisible('training.batch_size', training.batch_size)
   if training.n_jitted_steps > 1 and jax.default_backend() == 'cpu':
     logging.warning('training.n_jitted_steps=%d: XLA:CPU runs a scan of train steps 7-24x '
                     'slower per step than single steps; use 1 on a CPU (BENCHMARKS.md)',
                     training.n_jitted_steps)
-  train_data = create_dataset(config, job.workdir, 'train', training.batch_size)
-  test_data = create_dataset(config, job.workdir, 'test', training.batch_size)
+  train_data = job.data.open('train', training.batch_size)
+  test_data = job.data.open('test', training.batch_size)
   if jax.process_index() == 0:
-    (job.workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
+    (job.workdir / 'config.json').write_text(job.config_json)
 
   finished = job.workdir / FINISHED
   if jax.process_index() == 0:
     finished.unlink(missing_ok=True)
   state = job.restore()
   if state is None:
-    state = init_state(job.task, job.optimizer, job.replicated, seed=config.seed,
+    state = init_state(job.task, job.optimizer, job.replicated, seed=job.seed,
                        image_shape=job.image_shape, frozen=job.frozen_params(train_data))
   start = int(state.step)
 
@@ -139,10 +136,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   test_loss = jax.jit(functools.partial(job.task.loss, train=False),
                       in_shardings=(job.replicated, job.sharded, job.replicated))
 
-  train_key, test_key, sample_key = (stream(config, name)
+  train_key, test_key, sample_key = (job.stream(name)
                                      for name in ('train', 'test_loss', 'snapshot_samples'))
-  log = io.Log(job.workdir, start, training.n_iters)
-  started = time.monotonic()
+  log = io.Log(job.workdir, start, training.n_iters, max_minutes=training.max_minutes)
   pending = []  # (last step of a chunk, its metrics on device), checked at logging steps
 
   truncated, warned = 0, 0  # this host's training captions longer than text.max_len
@@ -158,7 +154,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     if truncated > warned:
       logging.warning('%d training captions on this host since step %d were longer than '
                       'text.max_len=%d tokens and truncated', truncated, start,
-                      config.text.max_len)
+                      job.data.max_len)
       warned = truncated
 
   def save(step: int, state: TrainState) -> None:
@@ -174,6 +170,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   # against 223-287).
   batches = train_data.batches(start, num_threads=max(1, len(os.sched_getaffinity(0)) // 4),
                                prefetch=2)
+  out_of_time = False
   try:
     while step < training.n_iters:
       chunk = min(training.n_jitted_steps, training.n_iters - step)
@@ -187,9 +184,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
       state, metrics = step_fn(state, inputs, rngs)
       before, step = step, step + chunk
       pending.append((step, metrics))
-      log.bar.update(chunk)
-      out_of_time = (training.max_minutes > 0
-                     and time.monotonic() - started > 60 * training.max_minutes)
+      log.advance(chunk)
+      out_of_time = log.out_of_time()
       if _crossed(before, step, training.log_freq) or step == training.n_iters or out_of_time:
         flush()
       if _crossed(before, step, training.eval_freq):
@@ -205,27 +201,22 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
         save(step, state)
       if snapshot and training.snapshot_sampling and job.task.samples:  # every host
         drawn = draw(job, state.ema_params, jax.random.fold_in(sample_key, step),
-                     config.sampling.batch_size)
-        if jax.process_index() == 0:
-          columns = job.per_row(len(drawn.images))  # one row per class or caption
-          path, grid = job.workdir / 'samples' / f'step_{step:08d}.png', io.image_grid(
-              drawn.images, columns)
-          scale = io.png_scale(config.data.image_size)
-          if drawn.captions is None:
-            io.save_png(path, grid, scale=scale)
-          else:
-            io.save_captioned_png(path, grid, drawn.captions[::columns], scale=scale,
-                                  tile=config.data.image_size)
+                     job.sampling.batch_size)
+        if jax.process_index() == 0:  # one row per class or caption
+          save_grid(job.workdir / 'samples' / f'step_{step:08d}.png', drawn, drawn.per_row,
+                    job.image_shape[0])
       if out_of_time:
         break
   finally:
     job.manager.wait_until_finished()
     log.close()
   if jax.process_index() == 0:
-    io.write_json(finished, {'step': step, 'n_iters': training.n_iters,
-                             'reason': 'n_iters' if step >= training.n_iters else 'max_minutes'})
+    reason = 'n_iters' if step >= training.n_iters else 'max_minutes'
+    io.write_json(finished, {'step': step, 'n_iters': training.n_iters, 'reason': reason})
     w = job.workdir
     grids = f', sample grids {w / "samples"}' if job.task.samples else ''
-    print(f'trained to step {step}: checkpoints {w / "checkpoints"}, log {w / "log.jsonl"}, '
-          f'TensorBoard {w / "tensorboard"}{grids}')
+    stopped = (f' (the time budget, training.max_minutes={training.max_minutes:g}, ended it '
+               f'before training.n_iters={training.n_iters})' if reason == 'max_minutes' else '')
+    print(f'trained to step {step}{stopped}: checkpoints {w / "checkpoints"}, log '
+          f'{w / "log.jsonl"}, TensorBoard {w / "tensorboard"}{grids}')
   return state

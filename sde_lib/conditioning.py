@@ -48,7 +48,7 @@ def drop_labels(rng: jax.Array, labels: jax.Array, *, num_classes: int, rate: fl
 
 def downsample(images: jax.Array, size: int) -> jax.Array:
   """Images [B, H, W, C] -> [B, size, size, C] by antialiased bilinear interpolation: the
-  input pipeline's resize (input_pipeline.resize, to float rounding), so that a
+  input pipeline's resize (data.transforms.resize, to float rounding), so that a
   super-resolution model's low-resolution inputs are distributed as a base model's
   training images of that size. A linear map of the images."""
   return jax.image.resize(images, images.shape[:1] + (size, size) + images.shape[3:],

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from data import scaling
 from sde_lib.ode import solve_ode
 from sde_lib.sde import SDE, ScoreFn, reverse
 from sde_lib.utils import check_levels, normal, rademacher, uniform
@@ -85,9 +86,9 @@ def bits_per_dim(rng: jax.Array, sde: SDE, score_fn: ScoreFn, x: jax.Array, *,
   offset = 0.0
   if levels is not None:
     check_levels('levels', levels)
-    x = (x + uniform(dequant_rng, x.shape, x.dtype)) / levels
-    if centered:  # [0, 1] -> [-1, 1] halves the density: one bit/dim less
-      x = 2.0 * x - 1.0
+    # [0, 1] -> [-1, 1] (centered) halves the density: one bit/dim less.
+    x = scaling.from_unit((x + uniform(dequant_rng, x.shape, x.dtype)) / levels,
+                          centered=centered)
     offset = float(np.log2(levels)) - int(centered)
 
   probe = {'rademacher': rademacher, 'gaussian': normal}.get(estimator)

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import log_ndtr
 
+from data import scaling
 from sde_lib.parameterization import ScoreAndVFn
 from sde_lib.sde import SDE, VPSDE, ScoreFn
 from sde_lib.utils import batch_broadcast, check_levels, normal, uniform
@@ -260,8 +261,8 @@ def discretized_gaussian_log_likelihood(x: jax.Array, mean: jax.Array, log_var: 
   if levels is None:
     return log_density
   check_levels('levels', levels)
-  half = (1.0 if centered else 0.5) / (levels - 1)
-  k = jnp.round(((x + 1.0) / 2.0 if centered else x) * (levels - 1))
+  half = 0.5 * scaling.level_width(centered=centered, levels=levels)
+  k = scaling.to_levels(x, centered=centered, levels=levels)
   inv_std = jnp.exp(-0.5 * log_var)
   upper, lower = (x - mean + half) * inv_std, (x - mean - half) * inv_std
   log_mass = jnp.where(2 * half * inv_std < 1e-3, log_density + math.log(2 * half),

@@ -11,6 +11,17 @@ Every task has
   loss_terms(params, batch, rng, *, train, weights=None, step=None) -> {name: scalar}
   loss(...) -> scalar                        loss_terms(...)['loss']
 
+A task that samples (`samples`) also has
+
+  sample_shape(image_shape) -> shape         what its samplers draw in (a latent model's: latents)
+  input_shape(image_shape) -> shape | None   the image each sample is drawn given (an
+                                             upsampler's low-resolution image), or None;
+                                             then input_of(images) makes it of real images
+  to_images(params, x) -> images             its samples as model-space images (decoded)
+  score_fn(params, labels, caption, **inputs), denoise_fn(params)
+
+and one that does not says what its workdir is for instead (`use_instead`).
+
 `train=True` is the training loss (dropout, label dropout); `train=False` the test
 loss, per-example `weights` masking padded examples; `step`, the training step, for
 objectives that change over training (an autoencoder's GAN terms start late). loss_terms

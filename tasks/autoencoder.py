@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 import models
+from data import scaling
 
 REC_LOSSES = ('l1', 'l2')
 
@@ -119,6 +120,10 @@ class Autoencoder:
   samples: ClassVar[bool] = False
   batch_keys: ClassVar[tuple[str, ...]] = ('image',)
   metrics: ClassVar[tuple[str, ...]] = ('loss', 'reconstruction')
+  # What to do with its workdir instead of sampling it.
+  use_instead: ClassVar[str] = ('--mode eval shows its reconstructions; train a latent model on '
+                                'it with --config.training.task=latent '
+                                '--config.latent.autoencoder_workdir={workdir}')
 
   def __post_init__(self):
     if self.rec_loss not in REC_LOSSES:
@@ -150,10 +155,10 @@ class Autoencoder:
     return trees
 
   def _to_network(self, images: jax.Array) -> jax.Array:
-    return images if self.centered else 2.0 * images - 1.0
+    return scaling.to_centered(images, centered=self.centered)
 
   def _to_model(self, x: jax.Array) -> jax.Array:
-    return x if self.centered else (x + 1.0) / 2.0
+    return scaling.from_centered(x, centered=self.centered)
 
   def _posterior(self, params: dict, x: jax.Array, *, train: bool = False,
                  dropout_rng: jax.Array | None = None) -> models.DiagonalGaussian:

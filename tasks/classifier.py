@@ -32,6 +32,9 @@ class NoisyClassifier:
   frozen: ClassVar[tuple[str, ...]] = ()
   batch_keys: ClassVar[tuple[str, ...]] = ('image', 'label')
   metrics: ClassVar[tuple[str, ...]] = ('loss', 'accuracy')
+  # What to do with its workdir instead of sampling it.
+  use_instead: ClassVar[str] = ('guide a score model by it with --config.sampling.guidance='
+                                'classifier --config.sampling.classifier_workdir={workdir}')
 
   @property
   def num_outputs(self) -> int:

@@ -92,7 +92,7 @@ class Diffusion:
   def _init(self, rng: jax.Array, image_shape: tuple[int, ...],
             image_inputs: dict[str, jax.Array]) -> dict[str, Any]:
     # The score network's key is the task's own: unconditional networks keep their
-    # initialisation (and their golden losses, tests/test_run_lib.py).
+    # initialisation (and their golden losses, tests/run_lib/test_train.py).
     score_rng, text_rng = rng, jax.random.fold_in(rng, 1)
     # A conditional network makes its label embedding and text layers only when given them.
     conditioning = dict(image_inputs)
@@ -110,6 +110,13 @@ class Diffusion:
   def sample_shape(self, image_shape: tuple[int, ...]) -> tuple[int, ...]:
     """The shape [H, W, C] its samplers draw in for images of image_shape: theirs."""
     return tuple(image_shape)
+
+  def input_shape(self, image_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape of the image each sample is drawn given (a super-resolution task's
+    low-resolution image, `input_of` real images or a base stage's samples); None: drawn
+    from noise alone."""
+    del image_shape
+    return None
 
   def to_images(self, params: dict, x: jax.Array) -> jax.Array:
     """Model-space images [B, H, W, C] of what its samplers drew: the samples themselves."""

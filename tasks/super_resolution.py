@@ -53,6 +53,15 @@ class SuperResolution(Diffusion):
     batch = {'low': low, 'aug_level': jnp.zeros((1,))}
     return self._init(rng, image_shape, self.image_inputs(batch, image_shape[0]))
 
+  def input_shape(self, image_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """[low_size, low_size, C]: the low-resolution image each sample is drawn given."""
+    return (self.low_size, self.low_size) + tuple(image_shape[2:])
+
+  def input_of(self, images: jax.Array) -> jax.Array:
+    """The low-resolution images [B, h, w, C] of model-space images [B, H, W, C], as a
+    training image's: what the snapshots of a training run upsample."""
+    return conditioning.downsample(images, self.low_size)
+
   def image_inputs(self, batch: dict, size: int | None = None) -> dict[str, jax.Array]:
     """cond: the (augmented) low-resolution image `low` upsampled to the network's size
     (by default the batch's images'), and aug_cond: the time input of its level."""
@@ -76,5 +85,4 @@ class SuperResolution(Diffusion):
     s_rng, z_rng = jax.random.split(jax.random.fold_in(rng, 3))
     s = jax.random.uniform(s_rng, images.shape[:1], images.dtype, 0.0,
                            self.aug_max * self.sde.T)
-    return {**batch,
-            **self.augment(z_rng, conditioning.downsample(images, self.low_size), s)}
+    return {**batch, **self.augment(z_rng, self.input_of(images), s)}

@@ -1,22 +1,30 @@
 """Test-session settings, applied before jax is imported.
 
-- 4 forced CPU devices, so multi-device code paths are exercised, and XLA's -O0;
+- 4 forced CPU devices, so multi-device code paths are exercised, and XLA's fastest
+  compilation (-O0, the older fusion emitters);
 - a persistent compilation cache shared by the session's processes: the job's
   tests compile the same tiny networks in several processes;
 - `data_dir`: the bundled digits, prepared once per session (per pytest worker), and the
   digit pairs (`pairs_data_dir`) for the modules that use them;
-- `digits_classifier_trained_once`: the eval's feature classifier trained once per worker.
+- `digits_classifier_trained_once`: the eval's feature classifier trained once per worker;
+- `reference`: a tiny digits job's 6-step run, trained once per worker; `tiny_workdir`, a
+  copy of a trained one kept in tests/testdata.
 """
 
 import os
+import pathlib
+import shutil
 import tempfile
 
 import pytest
 
-# LLVM at -O0: the suite compiles hundreds of small programs and runs each a few times, so
-# compilation, not execution, is its time (models and samplers' tests: 250 s against 290 s).
+# LLVM at -O0 and XLA:CPU's older fusion emitters: the suite compiles hundreds of small
+# programs and runs each a few times, so compilation, not execution, is its time (models and
+# samplers' tests: 250 s against 290 s at -O0; the tiny digits train step compiles in 3 s
+# instead of 4.7 s without the new emitters). Tests that run long loops compile them
+# optimised (tests/optimized.py).
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=4 '
-                      '--xla_backend_optimization_level=0')
+                      '--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false')
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='scorelab-jax-cache-'))
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
@@ -24,10 +32,10 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
 @pytest.fixture(scope='session')
 def data_dir(tmp_path_factory) -> str:
-  import input_pipeline  # after the settings above: it imports jax
+  from data import bundled  # after the settings above: it imports jax
 
   path = tmp_path_factory.mktemp('data')
-  input_pipeline.prepare_digits(path)
+  bundled.prepare_digits(path)
   return str(path)
 
 
@@ -35,35 +43,61 @@ def data_dir(tmp_path_factory) -> str:
 def pairs_data_dir(data_dir) -> str:
   """The data directory with the digit pairs built too (the eval's digits classifier of
   pairs trains on the digits beside them)."""
-  import input_pipeline
+  from data import bundled
 
-  input_pipeline.prepare_digit_pairs(data_dir)
+  bundled.prepare_digit_pairs(data_dir)
   return data_dir
 
 
+@pytest.fixture(scope='session')
+def _digits_classifiers() -> dict:
+  """The digits classifiers trained in this test process, by their inputs."""
+  return {}
+
+
 @pytest.fixture(scope='module')
-def digits_classifier_trained_once():
+def digits_classifier_trained_once(_digits_classifiers):
   """Makes the job's eval train its digits feature classifier once per worker.
 
   The classifier is a pure function of its training images, labels and seed (its own
-  tests, in test_evaluation.py, check that bit for bit), and every digits workdir of the
-  job tests trains the same one, ~8 s each; modules that evaluate many workdirs use this.
+  tests, in tests/metrics/test_digits.py, check that bit for bit), and every digits workdir
+  of the job tests trains the same one, ~10 s each at the suite's -O0; modules that evaluate
+  workdirs use this. Modules that do not leave the function as it is.
   """
   import hashlib
 
   import numpy as np
 
-  import evaluation
+  from metrics import digits
 
-  train, trained = evaluation.train_digits_classifier, {}
+  train = digits.train_digits_classifier
 
   def train_once(images, labels, **options):
     key = (hashlib.sha256(np.ascontiguousarray(images)).hexdigest(),
            hashlib.sha256(np.ascontiguousarray(labels)).hexdigest(), repr(sorted(options.items())))
-    if key not in trained:
-      trained[key] = train(images, labels, **options)
-    return trained[key]
+    if key not in _digits_classifiers:
+      _digits_classifiers[key] = train(images, labels, **options)
+    return _digits_classifiers[key]
 
-  evaluation.train_digits_classifier = train_once
+  digits.train_digits_classifier = train_once
   yield
-  evaluation.train_digits_classifier = train
+  digits.train_digits_classifier = train
+
+
+@pytest.fixture(scope='session')
+def reference(tmp_path_factory, data_dir):
+  """An uninterrupted 6-step run of the tiny VE digits config: (workdir, final state)."""
+  from tests.run_lib import jobs
+
+  workdir = tmp_path_factory.mktemp('reference')
+  state = jobs.train(jobs.tiny_config(data_dir, n_iters=6), workdir)
+  return workdir, state
+
+
+@pytest.fixture
+def tiny_workdir(tmp_path) -> pathlib.Path:
+  """A trained workdir of the tiny VE digits config to change: tests/testdata's, written by an
+  earlier version (configs/digits/ve.py:tiny, 2 steps: its checkpoint 2 and config.json)."""
+  workdir = tmp_path / 'tiny'
+  shutil.copytree(pathlib.Path(__file__).parent / 'testdata' / 'digits_ve_tiny_v0', workdir)
+  return workdir

@@ -1,4 +1,4 @@
-"""One process of a two-process job on this machine (run by tests/test_run_lib.py).
+"""One process of a two-process job on this machine (run by tests/run_lib/test_train.py).
 
   python tests/multihost_worker.py PROCESS_ID PORT WORKDIR DATA_DIR
 
@@ -9,7 +9,11 @@ import json
 import os
 import sys
 
-os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=2'
+# Two devices, at the test session's optimisation level.
+os.environ['XLA_FLAGS'] = ' '.join(
+    ['--xla_force_host_platform_device_count=2']
+    + [flag for flag in os.environ.get('XLA_FLAGS', '').split()
+       if not flag.startswith('--xla_force_host_platform_device_count')])
 
 import jax
 
@@ -27,9 +31,10 @@ def main(process_id: int, port: str, workdir: str, data_dir: str) -> None:
   config.training.snapshot_sampling = False
   config.sampling.trajectory_frames = 0
   config.eval.metrics = ('loss', 'fid')
-  run_lib.train(config, workdir)
-  images = run_lib.sample(config, workdir)
-  metrics = run_lib.evaluate(config, workdir)[6]
+  job = run_lib.build(config, workdir)
+  run_lib.train(job)
+  images = run_lib.sample(job)
+  metrics = run_lib.evaluate(job)[6]
   print('result ' + json.dumps({'devices': jax.device_count(), 'samples': images.tolist(),
                                 'metrics': metrics}), flush=True)
 

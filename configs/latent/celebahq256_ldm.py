@@ -10,7 +10,7 @@ beta; and its U-Net is ADM's (openaimodel.py: model_channels 224, channel_mult (
 parameters in the paper's table), while this is DDPM++ with the same widths, depth and
 attention resolutions (single-head attention, no scale-shift norm): 287,000,899
 parameters, and the frozen kl-f4 55,312,063 beside them in its checkpoints
-(tests/test_configs.py).
+(tests/configs/test_configs.py).
 
   python main.py --config configs/latent/kl_f4.py --workdir workdir/kl_f4 --mode train
   python main.py --config configs/latent/celebahq256_ldm.py --workdir workdir/celebahq_ldm \

@@ -15,7 +15,7 @@ scale is GLIDE's, s = 1 being the plain conditional model). GLIDE's notebook sam
 model with 100 respaced ancestral steps: here DDIM with eta = 1 (DDPM's ancestral step with
 the posterior variance) on 100 uniform steps.
 
-Parameters (tests/test_configs.py, benchmarks/glide_parameters.py): 329,038,723, the score
+Parameters (tests/configs/test_configs.py, benchmarks/glide_parameters.py): 329,038,723, the score
 network 278,401,923 and the text encoder 50,636,800. GLIDE's own code builds 385,030,726: its
 text transformer 76,695,808, the rest 308,334,918. The differences, to the parameter, are the
 parts of GLIDE that scorelab does not have, and two of NCSN++'s own:

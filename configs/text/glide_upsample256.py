@@ -22,7 +22,7 @@ training code is not released. scorelab's upsampler always trains with augmentat
 samples at conditioning.aug_level, kept at the default 0.2 (imagen-pytorch's; Imagen uses
 0.1-0.3); --config.conditioning.aug_level=0 conditions on the clean base samples, as GLIDE.
 
-Parameters (tests/test_configs.py, benchmarks/glide_parameters.py): 346,412,035, the score
+Parameters (tests/configs/test_configs.py, benchmarks/glide_parameters.py): 346,412,035, the score
 network 295,775,235 and the text encoder 50,636,800. GLIDE's own code builds 398,361,286: its
 text transformer 76,695,808, the rest 321,665,478. The differences are those of
 configs/text/glide_base64.py: the text side (26,059,008 fewer: the 258-token byte vocabulary

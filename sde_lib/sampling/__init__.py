@@ -62,6 +62,10 @@ def check(method: str, *, n_steps, schedule: str, **options) -> None:
     raise ValueError(f'unknown schedule {schedule!r}; known: {sorted(SCHEDULES)}')
   if method == 'ode':
     get_solver(options.get('solver', 'dopri5'))
+    if n_steps < 2:
+      # Its grid [T, 0] would leave the solver nothing to integrate: one denoising of x_T.
+      raise ValueError(f'ode solves from T to eps, then denoises: n_steps must be at least 2, '
+                       f'got {n_steps} (one step is ddim with n_steps=1)')
   fitting = fitting_schedules(method, **options)
   if schedule not in fitting:
     raise ValueError(f'schedule {schedule!r} does not fit sampler {method!r}'

@@ -77,12 +77,6 @@ def quadratic(sde: SDE, n_steps: int, *, eps: float) -> jax.Array:
 SCHEDULES = {'uniform': uniform, 'karras': karras, 'logsnr': logsnr, 'quadratic': quadratic}
 
 
-def get_schedule(name: str):
-  if name not in SCHEDULES:
-    raise ValueError(f'unknown schedule {name!r}; known: {sorted(SCHEDULES)}')
-  return SCHEDULES[name]
-
-
 def fit(sampler: Callable, sde: SDE, score_fn: ScoreFn, x_T: jax.Array, x_0: jax.Array,
         ts: jax.Array, *, steps: int = 200, learning_rate: float = 0.05,
         **options) -> jax.Array:

@@ -1,6 +1,6 @@
 """Seeded numpy weights, in PyTorch's layouts, shared by tests/models/test_lpips.py and
 benchmarks/lpips_reference.py (run in the torch peer interpreter, which imports this file
-and nothing else of the project): the reference outputs in tests/data/lpips_reference.npz
+and nothing else of the project): the reference outputs in tests/testdata/lpips_reference.npz
 were computed by the PyTorch modules with these exact weights, so the test regenerates them
 instead of shipping them. numpy only; changing anything here needs the script rerun.
 """

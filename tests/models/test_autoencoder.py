@@ -1,6 +1,6 @@
 """The KL autoencoder against PyTorch (diffusers and LDM), closed forms and the LDM paper.
 
-tests/data/vae_*_tiny.* were written by benchmarks/autoencoder_reference.py (its docstring
+tests/testdata/vae_*_tiny.* were written by benchmarks/autoencoder_reference.py (its docstring
 has the command): a tiny diffusers AutoencoderKL with random weights, the same weights in
 LDM's layout, and PyTorch's outputs on a fixed input.
 """
@@ -19,7 +19,7 @@ from scipy import stats
 from models import (AutoencoderKL, DiagonalGaussian, apply_conv_out, convert_state_dict,
                     read_safetensors)
 
-DATA = pathlib.Path(__file__).resolve().parents[1] / 'data'
+DATA = pathlib.Path(__file__).resolve().parents[1] / 'testdata'
 LAYOUTS = ('diffusers', 'compvis')
 # The reference's architecture, as the converter must read it from the shapes (norm_groups
 # and resolution it is told).

@@ -13,7 +13,7 @@ from models import NLayerDiscriminator, discriminator_fn
 from models.discriminator import ActNorm
 from tests.models import reference_weights
 
-REFERENCE = os.path.join(os.path.dirname(__file__), '..', 'data', 'lpips_reference.npz')
+REFERENCE = os.path.join(os.path.dirname(__file__), '..', 'testdata', 'lpips_reference.npz')
 DISC = dict(in_channels=3, ndf=8, n_layers=3)  # as benchmarks/lpips_reference.py
 
 

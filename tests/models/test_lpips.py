@@ -1,6 +1,6 @@
 """LPIPS-VGG16 against the lpips package (PyTorch), its weight conversion and files.
 
-The reference, tests/data/lpips_reference.npz, was written by benchmarks/lpips_reference.py
+The reference, tests/testdata/lpips_reference.npz, was written by benchmarks/lpips_reference.py
 in a torch interpreter with weights that `reference_weights` regenerates here from a seed.
 Every LPIPS call below has the reference's shape, so the network compiles once.
 """
@@ -17,7 +17,7 @@ from models import LPIPS, convert_lpips_state_dict, load_lpips_params
 from models.lpips import _unit_normalize
 from tests.models import reference_weights
 
-REFERENCE = os.path.join(os.path.dirname(__file__), '..', 'data', 'lpips_reference.npz')
+REFERENCE = os.path.join(os.path.dirname(__file__), '..', 'testdata', 'lpips_reference.npz')
 
 
 def _to_unit_range(images: np.ndarray) -> np.ndarray:

@@ -278,6 +278,9 @@ def test_schedules_run_from_T_to_eps_and_end_at_sigma_zero(name):
     ({'method': 'ode', 'schedule': 'logsnr'},
      "schedule 'logsnr' does not fit sampler 'ode' (ODE solver 'dopri5'); allowed: ['uniform']"),
     ({'method': 'ode', 'solver': 'rk4'}, "unknown ODE method 'rk4'; known: ['dopri5', 'euler'"),
+    # Its grid [T, 0] would leave the adaptive solve nothing: the denoiser of x_T alone.
+    ({'method': 'ode', 'n_steps': 1}, 'ode solves from T to eps, then denoises: n_steps must '
+                                      'be at least 2, got 1 (one step is ddim with n_steps=1)'),
     ({'method': 'pc', 'predictor': 'leapfrog'}, "unknown predictor 'leapfrog'"),
     ({'method': 'pc', 'corrector': 'hmc'}, "unknown corrector 'hmc'; known: ['ald', 'langevin'"),
     ({'method': 'pc', 'corrector_steps': 0}, 'corrector_steps must be a positive integer'),

@@ -3,9 +3,7 @@ classifier-free guidance in sampling and evaluation), a noise-conditional classi
 classifier guidance of an unconditional model by it, and their bad input."""
 
 import dataclasses
-import os
 import pathlib
-import subprocess
 import sys
 from collections.abc import Callable
 
@@ -23,13 +21,13 @@ import tasks
 from configs.digits import ve as digits_ve
 from configs.digits import vp as digits_vp
 from configs.guided import digits_cfg, digits_classifier
-from run_lib import io
+from metrics import statistics
+from run_lib import builder, io
 from run_lib.state import TrainState
 from sde_lib.parameterization import Parameterization
+from tests.run_lib import jobs
 
 pytestmark = pytest.mark.usefixtures('digits_classifier_trained_once')
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def cfg_config(data_dir: str, **sampling):
@@ -42,7 +40,7 @@ def cfg_config(data_dir: str, **sampling):
 
 def _trained(tmp_path_factory, name: str, config) -> pathlib.Path:
   workdir = tmp_path_factory.mktemp(name)
-  run_lib.train(config, str(workdir))
+  jobs.train(config, workdir)
   return workdir
 
 
@@ -54,14 +52,15 @@ def trained(tmp_path_factory, data_dir) -> pathlib.Path:
 def test_sample_draws_the_requested_classes_one_row_each(
     trained, data_dir):
   options = dict(class_labels='3,7', num_samples=6, batch_size=4)
-  guided = run_lib.sample(cfg_config(data_dir, guidance_scale=2.0, **options), str(trained))
-  saved = np.load(trained / 'samples' / 'samples_00000003.npz')
+  guided = jobs.sample(cfg_config(data_dir, guidance_scale=2.0, **options), trained)
+  path = jobs.only(trained / 'samples', 'samples_00000003_*.npz')
+  saved = np.load(path)
   np.testing.assert_array_equal(saved['labels'], [3, 3, 3, 7, 7, 7])
   np.testing.assert_array_equal(saved['images'], guided)
-  grid = Image.open(trained / 'samples' / 'samples_00000003.png')
+  grid = Image.open(path.with_suffix('.png'))
   scale = io.png_scale(8)
   assert grid.size == ((3 * 9 + 1) * scale, (2 * 9 + 1) * scale)  # 3 columns, a row per class
-  assert (trained / 'samples' / 'trajectory_00000003.png').exists()
+  assert path.with_name(path.name.replace('samples_', 'trajectory_')).with_suffix('.png').exists()
 
 
 
@@ -71,8 +70,8 @@ def test_the_job_samples_the_network_under_classifier_free_guidance(trained, dat
   # The samplers' score is uncond + s (cond - uncond) of the trained network itself, inside
   # the interval, and its conditional score outside.
   lo, hi = interval or (0.0, 1.0)
-  job = run_lib.Job(cfg_config(data_dir, guidance_scale=scale, guidance_t_lo=lo,
-                               guidance_t_hi=hi), str(trained))
+  job = run_lib.build(cfg_config(data_dir, guidance_scale=scale, guidance_t_lo=lo,
+                                 guidance_t_hi=hi), str(trained))
   # Three steps from a zero-initialised last layer barely use the labels: perturbed, the
   # network's scores of different classes differ by O(1).
   params = job.restore().ema_params
@@ -85,7 +84,7 @@ def test_the_job_samples_the_network_under_classifier_free_guidance(trained, dat
   cond, uncond, guided = jax.jit(lambda params: (
       job.task.score_fn(params, labels)(x, t),
       job.task.score_fn(params, jnp.full_like(labels, 10))(x, t),
-      job.sampling_score_fn(params, labels)(x, t)))(params)
+      job.sampling_score_fn(params, {'label': labels})(x, t)))(params)
   inside = ((t >= lo) & (t <= hi))[:, None, None, None]
   expected = jnp.where(inside, uncond + scale * (cond - uncond), cond)
   np.testing.assert_allclose(guided, expected, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(cond))))
@@ -95,7 +94,7 @@ def test_the_job_samples_the_network_under_classifier_free_guidance(trained, dat
 def test_evaluation_scores_the_conditional_model(trained, data_dir):
   config = cfg_config(data_dir, guidance_scale=2.0)
   config.eval.metrics = ('loss', 'fid')
-  [metrics] = run_lib.evaluate(config, str(trained)).values()
+  [metrics] = jobs.evaluate(config, trained).values()
   assert np.isfinite(metrics['test_loss']) and np.isfinite(metrics['fd'])
   assert metrics['guidance_scale'] == 2.0 and metrics['num_samples'] == 8
   # 8 samples over the 10 classes: one each of classes 0-7, scored by the digit classifier.
@@ -147,11 +146,7 @@ def test_train_step_drops_labels_to_the_null_class_at_the_configured_rate():
 
 
 def test_a_dropped_batch_trains_the_null_embedding_and_a_kept_one_the_classes():
-  config = digits_cfg.get_config('tiny')
-  sde = run_lib.create_sde(config)
-  task = tasks.Diffusion(sde, run_lib.create_parameterization(config, sde),
-                         run_lib.create_model(config), run_lib.create_loss_fn(config, sde),
-                         num_classes=10)
+  task = builder.create_task(digits_cfg.get_config('tiny'))
   params = task.init(jax.random.key(0), (8, 8, 1))
   batch = {'image': jax.random.uniform(jax.random.key(1), (8, 8, 8, 1)),
            'label': jnp.array([3, 3, 3, 3, 7, 7, 7, 7])}
@@ -191,27 +186,17 @@ def test_a_dropped_batch_trains_the_null_embedding_and_a_kept_one_the_classes():
     (digits_classifier.get_config, {'model.num_classes': 10},
      "training.task='classifier' takes no class conditioning"),
 ])
-def test_bad_conditioning_and_classifier_values_name_the_key(tmp_path, config_of, overrides, message):
-  config = config_of('tiny')
-  for key, value in overrides.items():
-    section, name = key.split('.')
-    config[section][name] = value
-  with pytest.raises(ValueError) as error:
-    run_lib.Job(config, str(tmp_path))
-  assert message in str(error.value)
+def test_bad_conditioning_and_classifier_values_name_the_key(tmp_path, config_of, overrides,
+                                                              message):
+  jobs.expect_build_error(jobs.override(config_of('tiny'), overrides), tmp_path, message)
 
 
 def test_main_reports_a_bad_class_with_one_error_line(tmp_path, data_dir):
-  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=1'}
-  result = subprocess.run(
-      [sys.executable, 'main.py', '--config=configs/guided/digits_cfg.py:tiny',
-       f'--workdir={tmp_path}', f'--config.data.data_dir={data_dir}', '--mode=sample',
-       '--config.sampling.class_labels=10'], cwd=ROOT, env=env, capture_output=True, text=True,
-      timeout=120)
-  assert result.returncode != 0
-  errors = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
-  assert errors == ["error: sampling.class_labels must be classes in [0, 10) separated by "
-                    "commas, got '10'"], result.stderr[-2000:]
+  result = jobs.run_main(tmp_path, f'--config.data.data_dir={data_dir}', '--mode=sample',
+                         '--config.sampling.class_labels=10', devices=1,
+                         config='configs/guided/digits_cfg.py:tiny')
+  assert jobs.error_line(result) == ("error: sampling.class_labels must be classes in [0, 10) "
+                                     "separated by commas, got '10'")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,11 +227,12 @@ def classifier_dir(tmp_path_factory, data_dir) -> pathlib.Path:
 
 def test_classifier_job_trains_evaluates_accuracy_and_has_nothing_to_sample(classifier_dir,
                                                                            data_dir):
-  [metrics] = run_lib.evaluate(classifier_config(data_dir), str(classifier_dir)).values()
+  [metrics] = jobs.evaluate(classifier_config(data_dir), classifier_dir).values()
   assert np.isfinite(metrics['test_loss']) and metrics['step'] == 3
   assert all(0.0 <= metrics[f'accuracy_t{t:g}'] <= 1.0 for t in (0, 0.25, 0.5, 0.75, 1))
-  with pytest.raises(run_lib.JobError, match="trains a classifier .* nothing to sample"):
-    run_lib.sample(classifier_config(data_dir), str(classifier_dir))
+  with pytest.raises(run_lib.JobError, match="trains a classifier .* nothing to sample; guide a "
+                                             "score model by it with"):
+    jobs.sample(classifier_config(data_dir), classifier_dir)
   assert not (classifier_dir / 'samples').exists()
 
 
@@ -254,25 +240,26 @@ def test_classifier_guidance_adds_the_classifiers_log_posterior_gradient(
     classifier_dir, data_dir, tmp_path):
   config = guided_config(data_dir, classifier_dir, guidance_scale=3.0, class_labels='3,7',
                          num_samples=6, batch_size=4)
-  run_lib.train(config, str(tmp_path))
-  images = run_lib.sample(config, str(tmp_path))
-  saved = np.load(tmp_path / 'samples' / 'samples_00000002.npz')
+  job = run_lib.build(config, str(tmp_path))
+  run_lib.train(job)
+  images = run_lib.sample(job)
+  saved = np.load(jobs.only(tmp_path / 'samples', 'samples_00000002_*.npz'))
   np.testing.assert_array_equal(saved['labels'], [3, 3, 3, 7, 7, 7])
   np.testing.assert_array_equal(saved['images'], images)
 
-  job = run_lib.Job(config, str(tmp_path))
   params, classifier = job.restore().ema_params, job.classifier
   assert classifier.step == 3 and classifier.job.task.num_outputs == 10
   x = jax.random.normal(jax.random.key(0), (8, 8, 8, 1))
   t, labels = jnp.linspace(0.1, 0.9, 8), jnp.arange(8) % 10
 
   def log_posterior(x):  # the DDPM++ time input t * 999, written out
-    logits = classifier.job.model.apply({'params': classifier.params['classifier']}, x, t * 999)
+    logits = classifier.job.task.model.apply({'params': classifier.params['classifier']}, x,
+                                             t * 999)
     return jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], -1).sum()
 
   score, posterior_grad, guided = jax.jit(lambda: (
       job.task.score_fn(params)(x, t), jax.grad(log_posterior)(x),
-      job.sampling_score_fn(params, labels, classifier.params)(x, t)))()
+      job.sampling_score_fn(params, {'label': labels}, classifier.params)(x, t)))()
   np.testing.assert_allclose(guided, score + 3.0 * posterior_grad, rtol=1e-4, atol=1e-5)
   assert float(jnp.max(jnp.abs(posterior_grad))) > 0
 
@@ -298,9 +285,26 @@ def test_classifier_guidance_refuses_a_workdir_that_does_not_fit(classifier_dir,
   cases.append((guided_config(data_dir, classifier_dir, class_labels='10'), ValueError,
                 'sampling.class_labels must be classes in [0, 10)'))
   for config, error, message in cases:
-    with pytest.raises(error) as raised:
-      run_lib.Job(config, str(tmp_path / 'work'))
-    assert message in str(raised.value)
+    jobs.expect_build_error(config, tmp_path / 'work', message, error)
+
+
+class _PerfectClassifier:
+  """A feature network of images whose first pixel is their class: its logits are the
+  one-hot class times 30, its label metrics those of a digits classifier."""
+
+  description = 'perfect'
+
+  def __init__(self):
+    self.seen = []
+
+  def __call__(self, images):
+    self.seen.append(np.asarray(images[:, 0, 0, 0] * 255.0).round().astype(int))
+    logits = np.eye(10)[self.seen[-1]] * 30.0
+    return logits, logits
+
+  def label_metrics(self, real_features, real_labels, fake_features, fake_logits, labels):
+    return statistics.class_metrics(real_features, real_labels, fake_features, labels,
+                                    fake_logits)
 
 
 def test_class_blocked_draws_are_shuffled_before_the_inception_scores_splits(
@@ -309,22 +313,16 @@ def test_class_blocked_draws_are_shuffled_before_the_inception_scores_splits(
   # many classes, or the score of perfect class-conditional samples would be 1.
   config = cfg_config(data_dir)
   config.eval.num_samples = 500
-  evaluator = run_lib.Evaluator(run_lib.Job(config, str(trained)))
+  evaluation = run_lib.Evaluation(run_lib.build(config, str(trained)))
   labels = np.repeat(np.arange(10), 50)
   images = np.broadcast_to(labels[:, None, None, None], (500, 8, 8, 1)).astype(np.uint8)
   # run_lib's `evaluate` and `sample` name functions; their modules hold draw_cascade, Drawn.
   evaluate_module, sample_module = (sys.modules[f'run_lib.{m}'] for m in ('evaluate', 'sample'))
   monkeypatch.setattr(evaluate_module, 'draw_cascade', lambda *a, **k: sample_module.Cascaded(
       sample_module.Drawn(images, 1, None, labels), ()))
-  seen = []
-
-  def features_fn(x):
-    seen.append(np.asarray(x[:, 0, 0, 0] * 255.0).round().astype(int))
-    logits = np.eye(10)[seen[-1]] * 30.0  # a perfect classifier of these images
-    return logits, logits
-
-  evaluator._features = (features_fn, np.eye(10).repeat(50, 0) * 30.0, labels)
-  metrics = evaluator.sample_quality(None)
-  assert sorted(seen[0]) == sorted(labels) and len(set(seen[0][:50])) >= 8
+  network = _PerfectClassifier()
+  evaluation._features = (network, np.eye(10).repeat(50, 0) * 30.0, labels)
+  metrics = evaluate_module.SampleQuality(500, 1000)(evaluation, None, 0)
+  assert sorted(network.seen[0]) == sorted(labels) and len(set(network.seen[0][:50])) >= 8
   assert metrics['is'] > 8.0
   assert metrics['accuracy'] == 1.0  # the labels are shuffled with their images

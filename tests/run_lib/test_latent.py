@@ -3,10 +3,8 @@ its latents (the scale estimated from the data), sampling and evaluation in pixe
 converted PyTorch autoencoder, and the bad inputs of both stages."""
 
 import json
-import os
 import pathlib
 import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -15,11 +13,11 @@ from PIL import Image
 
 import run_lib
 from configs.latent import digits_ae, digits_ldm
+from tests.run_lib import jobs
 
 pytestmark = pytest.mark.usefixtures('digits_classifier_trained_once')
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / 'tests' / 'data' / 'vae_diffusers_tiny.safetensors'
+WEIGHTS = jobs.ROOT / 'tests' / 'testdata' / 'vae_diffusers_tiny.safetensors'
 
 
 def ae_config(data_dir: str):
@@ -42,29 +40,15 @@ def ldm_config(data_dir: str, autoencoder):
 @pytest.fixture(scope='module')
 def autoencoder(tmp_path_factory, data_dir) -> pathlib.Path:
   workdir = tmp_path_factory.mktemp('digits_ae')
-  run_lib.train(ae_config(data_dir), str(workdir))
+  jobs.train(ae_config(data_dir), workdir)
   return workdir
 
 
 @pytest.fixture(scope='module')
 def latent(tmp_path_factory, data_dir, autoencoder) -> pathlib.Path:
   workdir = tmp_path_factory.mktemp('digits_ldm')
-  run_lib.train(ldm_config(data_dir, autoencoder), str(workdir))
+  jobs.train(ldm_config(data_dir, autoencoder), workdir)
   return workdir
-
-
-def run_main(workdir, config, *overrides):
-  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=1'}
-  return subprocess.run([sys.executable, 'main.py', f'--config={config}', f'--workdir={workdir}',
-                         *overrides], cwd=ROOT, env=env, capture_output=True, text=True,
-                        timeout=300)
-
-
-def error_line(result) -> str:
-  assert result.returncode != 0
-  lines = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
-  assert len(lines) == 1, result.stderr[-3000:]
-  return lines[0]
 
 
 def test_the_autoencoder_trains_with_its_gan_logs_its_terms_and_evaluates(autoencoder,
@@ -75,31 +59,33 @@ def test_the_autoencoder_trains_with_its_gan_logs_its_terms_and_evaluates(autoen
     assert all(np.isfinite(line[key]) for line in terms), key
   assert terms[-1]['disc_active'] == 1.0  # disc_start = 1 in the tiny config
   assert json.loads((autoencoder / 'finished.json').read_text())['step'] == 3
-  [metrics] = run_lib.evaluate(ae_config(data_dir), str(autoencoder)).values()
+  [metrics] = jobs.evaluate(ae_config(data_dir), autoencoder).values()
   for key in ('test_loss', 'rec_mse', 'rec_l1', 'psnr', 'rfd'):
     assert np.isfinite(metrics[key]), key
   assert metrics['psnr'] == pytest.approx(-10 * np.log10(metrics['rec_mse']), abs=3.0)
   assert (autoencoder / 'eval' / 'reconstructions_00000003.png').exists()
+  assert jobs.only(autoencoder / 'eval', 'digits_classifier.npz').exists()  # the rfd's features
 
 
 def test_sampling_an_autoencoder_says_what_to_do_instead(autoencoder, data_dir):
-  line = error_line(run_main(autoencoder, 'configs/latent/digits_ae.py:tiny',
-                             f'--config.data.data_dir={data_dir}', '--mode=sample'))
+  line = jobs.error_line(jobs.run_main(autoencoder, f'--config.data.data_dir={data_dir}',
+                                       '--mode=sample', devices=1,
+                                       config='configs/latent/digits_ae.py:tiny'))
   assert 'trains an autoencoder' in line and 'nothing to sample' in line
   assert f'--config.latent.autoencoder_workdir={autoencoder}' in line
 
 
 def test_the_latent_model_holds_its_autoencoder_and_a_scale_that_whitens_its_latents(
     latent, autoencoder, data_dir):
-  job = run_lib.Job(ldm_config(data_dir, autoencoder), str(latent))
+  job = run_lib.build(ldm_config(data_dir, autoencoder), str(latent))
   state = job.restore()
-  first_stage = run_lib.Job(ae_config(data_dir), str(autoencoder)).restore()
+  first_stage = run_lib.build(ae_config(data_dir), str(autoencoder)).restore()
   for a, b in zip(jax.tree.leaves(state.params['autoencoder']),
                   jax.tree.leaves(first_stage.ema_params['autoencoder']), strict=True):
     np.testing.assert_array_equal(a, b)  # copied, and not trained
   # The scale was estimated on the first 8 training batches; on 8 others the scaled latents
   # have std 1 within sampling error.
-  data = run_lib.create_dataset(job.config, job.workdir, 'train', 128)
+  data = job.data.open('train', 128)
   latents = np.concatenate([np.asarray(job.task.encode(
       state.params, data.batch(100 + i)['image'], jax.random.key(i))) for i in range(8)])
   assert latents.std() == pytest.approx(1.0, abs=0.05)
@@ -108,12 +94,12 @@ def test_the_latent_model_holds_its_autoencoder_and_a_scale_that_whitens_its_lat
 
 def test_a_latent_model_samples_decoded_images_and_evaluates_in_pixel_space(latent, autoencoder,
                                                                           data_dir):
-  config = ldm_config(data_dir, autoencoder)
-  images = run_lib.sample(config, str(latent))
+  job = run_lib.build(ldm_config(data_dir, autoencoder), str(latent))
+  images = run_lib.sample(job)
   assert images.shape == (4, 8, 8, 1) and images.dtype == np.uint8
-  strip = Image.open(latent / 'samples' / 'trajectory_00000002.png')  # decoded frames
+  strip = Image.open(jobs.only(latent / 'samples', 'trajectory_00000002_*.png'))  # decoded
   assert strip.size == (16 * (3 * 9 + 1), 16 * (8 * 9 + 1))
-  [metrics] = run_lib.evaluate(config, str(latent)).values()
+  [metrics] = run_lib.evaluate(job).values()
   for key in ('test_loss', 'fd', 'kid', 'rec_mse', 'rfd'):
     assert np.isfinite(metrics[key]), key
 
@@ -130,11 +116,13 @@ def test_a_pytorch_autoencoder_from_safetensors_drives_a_latent_model(tmp_path, 
   config.data.update(dataset=f'folder:{tmp_path / "images"}', num_channels=3)
   config.latent.update(autoencoder_workdir='', autoencoder_weights=str(WEIGHTS))
   config.autoencoder.norm_groups = 2
-  config.training.update(batch_size=4, snapshot_sampling=False)
-  run_lib.train(config, str(tmp_path / 'work'))
-  images = run_lib.sample(config, str(tmp_path / 'work'))
+  # What this test is about is the first stage: no test losses, grids or trajectory.
+  config.training.update(batch_size=4, snapshot_sampling=False, eval_freq=0)
+  config.sampling.trajectory_frames = 0
+  job = run_lib.build(config, str(tmp_path / 'work'))
+  run_lib.train(job)
+  images = run_lib.sample(job)
   assert images.shape == (4, 8, 8, 3)
-  job = run_lib.Job(config, str(tmp_path / 'work'))
   assert job.task.sample_shape(job.image_shape) == (2, 2, 2)
   assert set(job.restore().params) == {'score', 'autoencoder', 'latent'}
 
@@ -179,7 +167,8 @@ def test_bad_latent_settings_fail_with_one_line_and_write_nothing(tmp_path, data
     overrides.append('--config.autoencoder.norm_groups=2')
   overrides += [f'--config.latent.autoencoder_workdir={ae}',
                 f'--config.latent.autoencoder_weights={weights}']
-  line = error_line(run_main(tmp_path / 'work', 'configs/latent/digits_ldm.py:tiny', *overrides))
+  line = jobs.error_line(jobs.run_main(tmp_path / 'work', *overrides, devices=1,
+                                       config='configs/latent/digits_ldm.py:tiny'))
   assert message.format(ae=ae) in line
   assert not list((tmp_path / 'work').glob('checkpoints/[0-9]*'))
 
@@ -202,10 +191,5 @@ def test_bad_latent_settings_fail_with_one_line_and_write_nothing(tmp_path, data
                                  "'autoencoder'; its metrics: ['loss', 'reconstruction']"),
 ])
 def test_bad_autoencoder_settings_name_the_key(tmp_path, overrides, message):
-  config = digits_ae.get_config('tiny')
-  for key, value in overrides.items():
-    section, name = key.split('.')
-    config[section][name] = value
-  with pytest.raises(ValueError) as error:
-    run_lib.Job(config, str(tmp_path))
-  assert message in str(error.value)
+  jobs.expect_build_error(jobs.override(digits_ae.get_config('tiny'), overrides), tmp_path,
+                          message)

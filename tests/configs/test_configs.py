@@ -13,11 +13,11 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-import run_lib
 from configs.default import get_default_config
+from run_lib import builder
 from sde_lib import sampling
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 CONFIG_FILES = sorted(
     path.relative_to(ROOT / 'configs').as_posix()
@@ -93,7 +93,7 @@ PUBLISHED_AUTOENCODER_PARAMETERS = {
 }
 
 # (score model sampled with sampling.guidance='classifier', the classifier's config): what
-# run_lib.load_classifier checks when sampling, checked here before anyone trains.
+# run_lib.builder.load_classifier checks when sampling, checked here before anyone trains.
 CLASSIFIER_GUIDANCE_PAIRS = [
     ('guided/cifar10_ve_guided.py', 'guided/cifar10_ve_classifier.py'),
 ]
@@ -151,7 +151,7 @@ def test_config_has_exactly_the_default_keys_and_types(path):
     config.training.batchsize = 64
 
 
-def first_stage(config: ml_collections.ConfigDict) -> run_lib.build.FirstStage | None:
+def first_stage(config: ml_collections.ConfigDict) -> builder.FirstStage | None:
   """A latent config's autoencoder, built from the config file its default
   latent.autoencoder_workdir is named after (workdir/digits_ae: configs/latent/digits_ae.py)
   instead of a trained workdir."""
@@ -161,19 +161,13 @@ def first_stage(config: ml_collections.ConfigDict) -> run_lib.build.FirstStage |
   assert ae_config.training.task == 'autoencoder'
   for key in ('image_size', 'num_channels', 'centered'):
     assert ae_config.data[key] == config.data[key], key
-  return run_lib.build.first_stage_of(ae_config, config.latent.autoencoder_workdir)
+  return builder.first_stage_of(ae_config, config.latent.autoencoder_workdir)
 
 
 def build_task(config: ml_collections.ConfigDict):
-  """The config's task, as run_lib.Job builds it (a guided config's classifier taken to
-  have model.num_outputs classes, a latent config's autoencoder from its config file)."""
-  sde = run_lib.create_sde(config)
-  model = run_lib.create_model(config)
-  text = run_lib.build.create_text_encoder(config)
-  conditioning = run_lib.build.create_conditioning(config, model, config.model.num_outputs,
-                                                   text=text is not None)
-  return run_lib.build.create_task(config, sde, run_lib.create_parameterization(config, sde),
-                                   model, conditioning, text, first_stage(config))
+  """The config's task, as run_lib.build builds it (a latent config's autoencoder from its
+  config file)."""
+  return builder.create_task(config, first_stage=first_stage(config))
 
 
 _shapes = {}
@@ -199,11 +193,11 @@ def count_parameters(config: ml_collections.ConfigDict) -> int:
 @pytest.mark.parametrize('path', CONFIG_FILES)
 def test_config_builds_its_sde_network_parameterisation_and_sampler(path):
   config = load(path)
-  sde = run_lib.create_sde(config)
+  sde = builder.create_sde(config)
   assert sde.N == config.sde.N
   params = parameter_shapes(config)
   assert jax.tree.leaves(params)
-  sampler = run_lib.create_sampler(config, sde)
+  sampler = builder.create_sampler(config, sde)
   assert sampler.method in sampling.SAMPLERS
   task = build_task(config)
   # The score function of the initialised network runs at the sampler's first time (a
@@ -224,7 +218,7 @@ def test_config_builds_its_sde_network_parameterisation_and_sampler(path):
   x = jax.ShapeDtypeStruct((2,) + task.sample_shape(shape[1:]), jnp.float32)
   assert jax.eval_shape(task.to_images, params, x).shape == shape
   inputs = {}
-  if config.training.task == 'super_resolution':
+  if task.input_shape(shape[1:]) is not None:  # an upsampler's low-resolution image
     low = jnp.zeros((2, config.conditioning.low_size, config.conditioning.low_size, channels))
     inputs = task.sampling_inputs(jax.random.key(0), low, size)
   score = jax.eval_shape(lambda p, x: task.score_fn(p, **inputs)(x, t), params, x)
@@ -253,23 +247,23 @@ def test_guiding_classifier_config_matches_its_score_model(guided_path, classifi
   assert classifier.training.task == 'classifier'
   assert guided.training.task == 'diffusion' and guided.model.num_classes == 0
   assert guided.sampling.guidance == 'classifier' and guided.sampling.classifier_workdir
-  sde = run_lib.create_sde(guided)
-  assert run_lib.create_sde(classifier) == sde
+  sde = builder.create_sde(guided)
+  assert builder.create_sde(classifier) == sde
   for key in ('image_size', 'num_channels', 'centered'):
     assert classifier.data[key] == guided.data[key], key
   # The classifier sees the time input of the score network of its SDE.
-  assert (run_lib.create_parameterization(classifier, sde).time_input
-          == run_lib.create_parameterization(guided, sde).time_input)
+  assert (builder.create_parameterization(classifier, sde).time_input
+          == builder.create_parameterization(guided, sde).time_input)
 
 
 @pytest.mark.filterwarnings('ignore:the load_module:DeprecationWarning')  # ml_collections' loader
 @pytest.mark.parametrize('path', [p for p in CONFIG_FILES if p.startswith('ve/ncsn/')])
 def test_ncsn_has_a_norm_table_row_per_noise_level_even_after_overrides(path):
   config = load(path)
-  assert run_lib.create_model(config).num_levels == config.sde.N
+  assert builder.create_model(config).num_levels == config.sde.N
   config = _parse_config_flag(['main.py', f'--config={ROOT / "configs" / path}',
                                '--config.sde.N=17'])
-  assert run_lib.create_model(config).num_levels == 17
+  assert builder.create_model(config).num_levels == 17
 
 
 def _parse_config_flag(argv: list[str]) -> ml_collections.ConfigDict:

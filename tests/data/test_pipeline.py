@@ -10,7 +10,7 @@ import sklearn.datasets
 import tensorflow_datasets as tfds
 from PIL import Image
 
-import input_pipeline
+from data import bundled, common, folders, pipeline, transforms
 
 
 def _refuse_network(*args, **kwargs):
@@ -24,18 +24,18 @@ def digits_dir(tmp_path_factory):
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(socket.socket, 'connect', _refuse_network)
     patch.setattr(socket, 'getaddrinfo', _refuse_network)
-    input_pipeline.prepare_digits(data_dir)
+    bundled.prepare_digits(data_dir)
   return data_dir
 
 
 @pytest.fixture(scope='session')
 def sklearn_digits():
   digits = sklearn.datasets.load_digits()
-  return input_pipeline.digits_to_uint8(digits.images)[..., None], digits.target  # [N, 8, 8, 1]
+  return bundled.digits_to_uint8(digits.images)[..., None], digits.target  # [N, 8, 8, 1]
 
 
 def _records(data_dir, split):
-  source = tfds.data_source(input_pipeline.DIGITS_TFDS_NAME, split=split, data_dir=data_dir,
+  source = tfds.data_source(bundled.DIGITS_TFDS_NAME, split=split, data_dir=data_dir,
                             download=False)
   return [source[i] for i in range(len(source))]
 
@@ -47,7 +47,7 @@ def _key(image_u8, label):
 def _open(data_dir, split='test', *, name='digits', **overrides):
   kwargs = {'data_dir': data_dir, 'image_size': 8, 'centered': False, 'random_flip': False,
             'uniform_dequantization': False, 'global_batch_size': 60, 'seed': 0}
-  return input_pipeline.get_dataset(name, split, **{**kwargs, **overrides})
+  return pipeline.get_dataset(name, split, **{**kwargs, **overrides})
 
 
 def _ids(image, label):
@@ -60,7 +60,7 @@ def test_digits_builder_holds_every_image_with_its_label_in_the_fixed_split(
     digits_dir, sklearn_digits):
   images, labels = sklearn_digits
   assert len({_key(i, l) for i, l in zip(images, labels)}) == 1797
-  for split, indices in zip(['train', 'test'], input_pipeline.digits_split()):
+  for split, indices in zip(['train', 'test'], bundled.digits_split()):
     records = _records(digits_dir, split)
     assert len(records) == len(indices)
     assert all(r['image'].dtype == np.uint8 and r['image'].shape == (8, 8, 1) for r in records)
@@ -70,7 +70,7 @@ def test_digits_builder_holds_every_image_with_its_label_in_the_fixed_split(
 
 
 def test_digits_split_is_fixed_and_a_partition():
-  train, test = input_pipeline.digits_split()
+  train, test = bundled.digits_split()
   assert (len(train), len(test)) == (1497, 300)
   np.testing.assert_array_equal(np.sort(np.concatenate([train, test])), np.arange(1797))
   # Golden values: a change of split would silently change every reported test metric.
@@ -79,7 +79,7 @@ def test_digits_split_is_fixed_and_a_partition():
 
 
 def test_rebuilding_gives_the_same_records_in_the_same_order(digits_dir, tmp_path):
-  input_pipeline.prepare_digits(tmp_path)
+  bundled.prepare_digits(tmp_path)
   for split in ['train', 'test']:
     before, after = _records(digits_dir, split), _records(tmp_path, split)
     assert [_key(r['image'], r['label']) for r in before] == [
@@ -87,12 +87,12 @@ def test_rebuilding_gives_the_same_records_in_the_same_order(digits_dir, tmp_pat
 
 
 def test_prepare_digits_is_idempotent_and_fast(digits_dir):
-  files = sorted((digits_dir / input_pipeline.DIGITS_TFDS_NAME).rglob('*'))
+  files = sorted((digits_dir / bundled.DIGITS_TFDS_NAME).rglob('*'))
   mtimes = [f.stat().st_mtime_ns for f in files]
   start = time.perf_counter()
-  input_pipeline.prepare_digits(digits_dir)
+  bundled.prepare_digits(digits_dir)
   assert time.perf_counter() - start < 1.0
-  assert sorted((digits_dir / input_pipeline.DIGITS_TFDS_NAME).rglob('*')) == files
+  assert sorted((digits_dir / bundled.DIGITS_TFDS_NAME).rglob('*')) == files
   assert [f.stat().st_mtime_ns for f in files] == mtimes
 
 
@@ -229,7 +229,7 @@ def test_epoch_covers_the_split_once_in_order_with_a_mask(digits_dir, sklearn_di
   # No flips or noise: exactly the stored pixels, centred, each example once.
   ids = _ids((images + 1) / 2, labels)
   pixels, targets = sklearn_digits
-  test = input_pipeline.digits_split()[1]
+  test = bundled.digits_split()[1]
   assert collections.Counter(ids) == collections.Counter(
       _key(pixels[i], targets[i]) for i in test)
   # In the data source's order.
@@ -244,32 +244,32 @@ def test_resize_is_tf_antialiased_bilinear():
   for size, new in [(32, 16), (32, 8), (28, 32), (64, 24)]:
     image = rng.random((size, size, 3), dtype=np.float32)
     expected = jax.image.resize(image, (new, new, 3), method='linear', antialias=True)
-    got = input_pipeline.resize(image, image_size=new)
+    got = transforms.resize(image, image_size=new)
     np.testing.assert_allclose(got, expected, atol=1e-5)
   image = rng.random((8, 8, 1), dtype=np.float32)
-  np.testing.assert_array_equal(input_pipeline.resize(image, image_size=8), image)
+  np.testing.assert_array_equal(transforms.resize(image, image_size=8), image)
 
 
 def test_non_square_and_celeba_images_are_centre_cropped():
   rng = np.random.default_rng(1)
   celeb = rng.random((218, 178, 3), dtype=np.float32)
   expected = jax.image.resize(celeb[39:179, 19:159], (64, 64, 3), 'linear', antialias=True)
-  np.testing.assert_allclose(input_pipeline.resize(celeb, image_size=64, crop=140), expected,
+  np.testing.assert_allclose(transforms.resize(celeb, image_size=64, crop=140), expected,
                              atol=1e-5)
   wide = rng.random((20, 30, 1), dtype=np.float32)
-  np.testing.assert_array_equal(input_pipeline.resize(wide, image_size=20), wide[:, 5:25])
+  np.testing.assert_array_equal(transforms.resize(wide, image_size=20), wide[:, 5:25])
 
 
 def test_png_bytes_decode_like_arrays():
   image = np.arange(64, dtype=np.uint8).reshape(8, 8)
-  decoded = input_pipeline.to_uint8_image(input_pipeline._png(image))
+  decoded = transforms.to_uint8_image(bundled.png(image))
   np.testing.assert_array_equal(decoded, image[..., None])
-  np.testing.assert_array_equal(input_pipeline.to_uint8_image(image), image[..., None])
+  np.testing.assert_array_equal(transforms.to_uint8_image(image), image[..., None])
 
 
 def _assert_fast_one_line_error(match, call):
   start = time.perf_counter()
-  with pytest.raises(input_pipeline.DatasetError, match=match) as error:
+  with pytest.raises(common.DatasetError, match=match) as error:
     call()
   assert time.perf_counter() - start < 5
   assert '\n' not in str(error.value)
@@ -277,7 +277,7 @@ def _assert_fast_one_line_error(match, call):
 
 
 def test_missing_dataset_fails_fast_saying_how_to_get_it(tmp_path):
-  message = _assert_fast_one_line_error('not prepared', lambda: input_pipeline.get_dataset(
+  message = _assert_fast_one_line_error('not prepared', lambda: pipeline.get_dataset(
       'cifar10', 'train', data_dir=tmp_path, image_size=32, centered=True,
       random_flip=True, uniform_dequantization=False, global_batch_size=8, seed=0))
   assert 'download_and_prepare' in message and '--config.data.download=True' in message
@@ -292,7 +292,7 @@ def test_unknown_dataset_and_split_fail_fast(digits_dir, tmp_path):
 @pytest.mark.parametrize('size', [0, 1000, 200_000])
 def test_corrupt_files_raise_a_one_line_error(digits_dir, tmp_path, size):
   shutil.copytree(digits_dir, tmp_path, dirs_exist_ok=True)
-  (shard,) = (tmp_path / input_pipeline.DIGITS_TFDS_NAME).rglob('*-train.array_record-*')
+  (shard,) = (tmp_path / bundled.DIGITS_TFDS_NAME).rglob('*-train.array_record-*')
   with open(shard, 'r+b') as f:
     f.truncate(size)
   _assert_fast_one_line_error('corrupt', lambda: _open(tmp_path, 'train'))
@@ -302,7 +302,7 @@ def test_a_tfds_dataset_by_name_through_the_same_path(tmp_path):
   # mock_data replaces the records with random ones and download_and_prepare with a no-op
   # (hence download=True), without TensorFlow; the rest of the path is the real one.
   with tfds.testing.mock_data(num_examples=10):
-    ds = input_pipeline.get_dataset(
+    ds = pipeline.get_dataset(
         'cifar10', 'train', data_dir=tmp_path, image_size=16, centered=True,
         random_flip=True, uniform_dequantization=True, global_batch_size=4, seed=0,
         download=True)
@@ -357,11 +357,11 @@ def _folder_examples(ds):
 
 def test_folder_split_is_fixed_disjoint_and_covers_every_image():
   for n in [2, 9, 10, 20, 101]:
-    train, test = input_pipeline.folder_split(n)
+    train, test = folders.folder_split(n)
     assert len(test) == max(1, n // 10)
     np.testing.assert_array_equal(np.sort(np.concatenate([train, test])), np.arange(n))
   # Golden values: the split must not change with numpy, the hosts or the run.
-  assert input_pipeline.folder_split(20)[1].tolist() == [1, 18]
+  assert folders.folder_split(20)[1].tolist() == [1, 18]
 
 
 def test_folder_labels_come_from_subfolders_and_splits_partition_it(class_folder):
@@ -372,7 +372,7 @@ def test_folder_labels_come_from_subfolders_and_splits_partition_it(class_folder
   assert (test.num_examples, test.num_channels, test.num_classes) == (2, 1, 3)
   train_ids, test_ids = _folder_examples(train), _folder_examples(test)
   # In file order, each image once, the test images those folder_split holds out.
-  _, held_out = input_pipeline.folder_split(len(every))
+  _, held_out = folders.folder_split(len(every))
   assert test_ids == [every[k] for k in held_out]
   assert train_ids == [e for k, e in enumerate(every) if k not in held_out]
 
@@ -406,11 +406,11 @@ def test_folder_images_are_centre_cropped_and_resized_like_tfds_ones(tmp_path):
   pixels = rng.integers(0, 256, (2, 6, 12, 3), dtype=np.uint8)  # wide: [N, H, W, C]
   for k, image in enumerate(pixels):
     Image.fromarray(image).save(tmp_path / f'{k}.png')
-  (held_out,) = input_pipeline.folder_split(2)[1]
+  (held_out,) = folders.folder_split(2)[1]
   (got,) = _open_folder(tmp_path, 'test', image_size=3).epoch(1)
-  expected = input_pipeline.resize(pixels[held_out] / np.float32(255), image_size=3)
+  expected = transforms.resize(pixels[held_out] / np.float32(255), image_size=3)
   np.testing.assert_allclose(got['image'][0], expected, atol=1e-6)
-  np.testing.assert_allclose(expected, input_pipeline.resize(
+  np.testing.assert_allclose(expected, transforms.resize(
       pixels[held_out, :, 3:9] / np.float32(255), image_size=3), atol=1e-6)
 
 
@@ -477,8 +477,8 @@ def test_truncated_pixels_fail_when_read_naming_the_file(tmp_path):
   noise = np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8)
   for k in range(10):
     Image.fromarray(noise).save(tmp_path / f'{k}.png')
-  bad = tmp_path / f'{input_pipeline.folder_split(10)[0][0]}.png'  # a train image
+  bad = tmp_path / f'{folders.folder_split(10)[0][0]}.png'  # a train image
   bad.write_bytes(bad.read_bytes()[:200])  # the header still reads
   ds = _open_folder(tmp_path, global_batch_size=9)
-  with pytest.raises(input_pipeline.DatasetError, match=f'cannot read image {bad}'):
+  with pytest.raises(common.DatasetError, match=f'cannot read image {bad}'):
     ds.batch(0)  # holds every train image

@@ -8,6 +8,7 @@ import pytest
 import run_lib
 from configs.digits import ve as digits_ve
 from configs.digits import vp, vp_learned
+from tests.run_lib import jobs
 
 
 def tiny_learned(data_dir: str):
@@ -23,18 +24,18 @@ def tiny_learned(data_dir: str):
 @pytest.fixture(scope='module')
 def learned(tmp_path_factory, data_dir):
   workdir = tmp_path_factory.mktemp('learned')
-  run_lib.train(tiny_learned(data_dir), str(workdir))
+  jobs.train(tiny_learned(data_dir), workdir)
   return workdir
 
 
 def test_a_network_with_learned_variances_trains_and_its_bound_adds_up(learned, data_dir):
-  job = run_lib.Job(tiny_learned(data_dir), str(learned))
+  job = run_lib.build(tiny_learned(data_dir), str(learned))
   state = job.restore()
   # The network outputs the noise and v: twice the image's channels.
-  out = job.model.apply({'params': state.params['score']}, np.zeros((1, 8, 8, 1), np.float32),
-                        np.zeros((1,), np.float32))
+  out = job.task.model.apply({'params': state.params['score']},
+                             np.zeros((1, 8, 8, 1), np.float32), np.zeros((1,), np.float32))
   assert out.shape == (1, 8, 8, 2)
-  [metrics] = run_lib.evaluate(tiny_learned(data_dir), str(learned)).values()
+  [metrics] = run_lib.evaluate(job).values()
   parts = metrics['bpd_vlb_prior'] + metrics['bpd_vlb_decoder'] + metrics['bpd_vlb_terms']
   assert metrics['bpd_vlb'] == pytest.approx(parts, rel=1e-5)
   # Of discrete data every part is a KL or a -log probability: none is negative.
@@ -44,10 +45,12 @@ def test_a_network_with_learned_variances_trains_and_its_bound_adds_up(learned, 
 
 def test_the_estimated_bound_is_near_the_exact_one(learned, tmp_path, data_dir):
   exact = tiny_learned(data_dir)
-  estimate = tiny_learned(data_dir)
-  estimate.eval.vlb_terms = 3
-  values = [run_lib.Evaluator(run_lib.Job(c, str(learned))).bpd_vlb(
-      run_lib.Job(c, str(learned)).restore().ema_params, 0) for c in (exact, estimate)]
+  exact.eval.metrics = ('bpd_vlb',)
+  estimate = jobs.override(exact.copy_and_resolve_references(), {'eval.vlb_terms': 3})
+  values = []
+  for config in (exact, estimate):
+    job = run_lib.build(config, str(learned))
+    values.append(run_lib.Evaluation(job).metrics(job.restore().ema_params, 0))
   # The same prior and decoder terms (the same draws), the KL sum estimated from 3 of 9.
   assert values[1]['bpd_vlb_prior'] == pytest.approx(values[0]['bpd_vlb_prior'])
   assert values[1]['bpd_vlb_terms'] == pytest.approx(values[0]['bpd_vlb_terms'], rel=0.5)
@@ -74,13 +77,7 @@ def test_the_estimated_bound_is_near_the_exact_one(learned, tmp_path, data_dir):
      "model.learned_variance needs a diffusion model of ['ncsnpp', 'ddpm']"),
 ])
 def test_bad_likelihood_settings_name_the_key(tmp_path, config_of, overrides, message):
-  config = config_of('tiny')
-  for key, value in overrides.items():
-    section, name = key.split('.')
-    config[section][name] = value
-  with pytest.raises(ValueError) as error:
-    run_lib.Job(config, str(tmp_path))
-  assert message in str(error.value)
+  jobs.expect_build_error(jobs.override(config_of('tiny'), overrides), tmp_path, message)
 
 
 def test_a_continuous_time_model_is_bounded_at_the_levels_log_snr(tmp_path, data_dir):
@@ -93,7 +90,8 @@ def test_a_continuous_time_model_is_bounded_at_the_levels_log_snr(tmp_path, data
   config.sde.N = 40  # the tiny config's 10 levels of beta_max = 20 are no chain (betas > 1)
   config.eval.metrics = ('bpd_vlb',)
   config.eval.batch_size = 160
-  run_lib.train(config, str(tmp_path))
-  [metrics] = run_lib.evaluate(config, str(tmp_path)).values()
+  job = run_lib.build(config, str(tmp_path))
+  run_lib.train(job)
+  [metrics] = run_lib.evaluate(job).values()
   assert 0 < metrics['bpd_vlb_decoder'] < np.log2(17) + 1
   assert metrics['bpd_vlb_decoder'] < metrics['bpd_vlb'] < np.inf

@@ -9,12 +9,12 @@ import sklearn.datasets
 import tensorflow_datasets as tfds
 from PIL import Image
 
-import input_pipeline
-from input_pipeline import EOT, PAD
+from data import bundled, common, pipeline, text, transforms
+from data.text import EOT, PAD
 
-NUM_TEMPLATES = len(input_pipeline.PAIR_TEMPLATES)
+NUM_TEMPLATES = len(bundled.PAIR_TEMPLATES)
 # Every caption of the digit pairs -> (left, right, template): inverts pair_caption.
-CAPTIONS = {input_pipeline.pair_caption(left, right, t): (left, right, t)
+CAPTIONS = {bundled.pair_caption(left, right, t): (left, right, t)
             for t in range(NUM_TEMPLATES) for left in range(10) for right in range(10)}
 AUGMENTED = {'random_flip': True, 'uniform_dequantization': True, 'centered': True}
 
@@ -22,7 +22,7 @@ AUGMENTED = {'random_flip': True, 'uniform_dequantization': True, 'centered': Tr
 @pytest.fixture(scope='module')
 def pairs_dir(tmp_path_factory):
   path = tmp_path_factory.mktemp('pairs')
-  input_pipeline.prepare_digit_pairs(path)
+  bundled.prepare_digit_pairs(path)
   return path
 
 
@@ -36,7 +36,7 @@ def pair_records(pairs_dir):
   """Both splits' records: image [N, 16, 16], caption (a list of str), left, right, label."""
   splits = {}
   for split in ['train', 'test']:
-    records = _read(pairs_dir, input_pipeline.DIGIT_PAIRS_TFDS_NAME, split)
+    records = _read(pairs_dir, bundled.DIGIT_PAIRS_TFDS_NAME, split)
     splits[split] = {
         'image': np.stack([r['image'][..., 0] for r in records]),
         'caption': [r['caption'].decode() for r in records],
@@ -49,9 +49,9 @@ def pair_records(pairs_dir):
 def digits_by_class():
   """split -> class -> the set of pixel bytes of that split's 8x8 digits of the class."""
   digits = sklearn.datasets.load_digits()
-  pixels = input_pipeline.digits_to_uint8(digits.images)
+  pixels = bundled.digits_to_uint8(digits.images)
   by_class = {}
-  for split, indices in zip(['train', 'test'], input_pipeline.digits_split()):
+  for split, indices in zip(['train', 'test'], bundled.digits_split()):
     by_class[split] = collections.defaultdict(set)
     for i in indices:
       by_class[split][int(digits.target[i])].add(pixels[i].tobytes())
@@ -62,7 +62,7 @@ def _open(data_dir, split='train', *, name='digit_pairs', **overrides):
   kwargs = {'data_dir': data_dir, 'image_size': 16, 'centered': False, 'random_flip': False,
             'uniform_dequantization': False, 'global_batch_size': 64, 'seed': 0,
             'caption_key': 'caption'}
-  return input_pipeline.get_dataset(name, split, **{**kwargs, **overrides})
+  return pipeline.get_dataset(name, split, **{**kwargs, **overrides})
 
 
 def _assert_fast_one_line_error(error, match, call):
@@ -80,7 +80,7 @@ def _assert_fast_one_line_error(error, match, call):
 
 def test_tokens_are_the_bytes_then_eot_then_padding_and_round_trip():
   captions = ['3 to the left of 7', 'a', 'x' * 31, 'seven after three']
-  tokens, truncated = input_pipeline.tokenize(captions, max_len=32)
+  tokens, truncated = text.tokenize(captions, max_len=32)
   assert tokens.dtype == np.int32 and tokens.shape == (4, 32)
   assert tokens[0].tolist() == [ord(c) for c in captions[0]] + [EOT] + [PAD] * 13
   assert tokens[2].tolist() == [ord('x')] * 31 + [EOT]  # 31 bytes fit exactly
@@ -88,57 +88,57 @@ def test_tokens_are_the_bytes_then_eot_then_padding_and_round_trip():
   assert eot == [len(c) for c in captions]
   assert np.all(np.sum(tokens == EOT, axis=1) == 1)
   assert not truncated.any()
-  assert input_pipeline.detokenize(tokens) == captions
+  assert text.detokenize(tokens) == captions
   # Every byte is its own token, below EOT and PAD; the vocabulary holds all three kinds.
-  every_byte, _ = input_pipeline.tokenize([bytes(range(256))], max_len=257)
+  every_byte, _ = text.tokenize([bytes(range(256))], max_len=257)
   np.testing.assert_array_equal(every_byte[0], np.arange(257))
-  assert (EOT, PAD, input_pipeline.VOCAB_SIZE) == (256, 257, 258)
+  assert (EOT, PAD, text.VOCAB_SIZE) == (256, 257, 258)
 
 
 def test_truncation_keeps_max_len_minus_one_bytes_and_flags_them():
   captions = ['abcdefghijkl'[:n] for n in range(13)]
-  tokens, truncated = input_pipeline.tokenize(captions, max_len=8)
+  tokens, truncated = text.tokenize(captions, max_len=8)
   np.testing.assert_array_equal(truncated, [n > 7 for n in range(13)])
   assert truncated.sum() == 5
-  assert input_pipeline.detokenize(tokens) == [c[:7] for c in captions]
+  assert text.detokenize(tokens) == [c[:7] for c in captions]
   np.testing.assert_array_equal(tokens[:, -1][8:], EOT)  # the cut ones end in EOT, no PAD
   assert [row.tolist().index(EOT) for row in tokens] == [min(n, 7) for n in range(13)]
 
 
 def test_the_empty_caption_is_eot_then_padding():
-  tokens, truncated = input_pipeline.tokenize([''], max_len=5)
+  tokens, truncated = text.tokenize([''], max_len=5)
   assert tokens.tolist() == [[EOT, PAD, PAD, PAD, PAD]] and truncated.tolist() == [False]
-  assert input_pipeline.detokenize(tokens) == ['']
-  assert input_pipeline.tokenize([], max_len=5)[0].shape == (0, 5)
+  assert text.detokenize(tokens) == ['']
+  assert text.tokenize([], max_len=5)[0].shape == (0, 5)
 
 
 def test_unicode_is_utf8_and_a_cut_character_decodes_as_a_replacement():
   caption = ' é∑😀 '  # 1 + 2 + 3 + 4 + 1 bytes; spaces are kept
-  tokens, truncated = input_pipeline.tokenize([caption], max_len=12)
+  tokens, truncated = text.tokenize([caption], max_len=12)
   assert tokens[0, :11].tolist() == list(caption.encode('utf-8')) and not truncated[0]
-  assert input_pipeline.detokenize(tokens) == [caption]
-  cut, truncated = input_pipeline.tokenize([caption], max_len=5)  # 4 bytes: ' ', 'é', '∑'[0]
-  assert truncated[0] and input_pipeline.detokenize(cut) == [' é\ufffd']
+  assert text.detokenize(tokens) == [caption]
+  cut, truncated = text.tokenize([caption], max_len=5)  # 4 bytes: ' ', 'é', '∑'[0]
+  assert truncated[0] and text.detokenize(cut) == [' é\ufffd']
 
 
 def test_bytes_str_and_numpy_object_captions_tokenize_alike():
-  expected, _ = input_pipeline.tokenize(['two, then one'] * 4, max_len=16)
+  expected, _ = text.tokenize(['two, then one'] * 4, max_len=16)
   for captions in [[b'two, then one'] * 2 + [np.str_('two, then one'), np.bytes_(b'two, then one')],
                    np.array([b'two, then one', 'two, then one'] * 2, dtype=object)]:
-    np.testing.assert_array_equal(input_pipeline.tokenize(captions, max_len=16)[0], expected)
+    np.testing.assert_array_equal(text.tokenize(captions, max_len=16)[0], expected)
 
 
 def test_tokenizer_errors():
   with pytest.raises(ValueError, match=r"unknown tokenizer 'gpt2'; known: \['bytes'\]"):
-    input_pipeline.tokenize(['a'], max_len=8, tokenizer='gpt2')
+    text.tokenize(['a'], max_len=8, tokenizer='gpt2')
   with pytest.raises(ValueError, match='max_len must be at least 2'):
-    input_pipeline.tokenize(['a'], max_len=1)
+    text.tokenize(['a'], max_len=1)
   with pytest.raises(TypeError, match='sequence of captions'):
-    input_pipeline.tokenize('one caption', max_len=8)
+    text.tokenize('one caption', max_len=8)
   with pytest.raises(TypeError, match='str or bytes, got int'):
-    input_pipeline.tokenize([3], max_len=8)
+    text.tokenize([3], max_len=8)
   with pytest.raises(ValueError, match=r'\[N, max_len\]'):
-    input_pipeline.detokenize(np.array([65, EOT]))
+    text.detokenize(np.array([65, EOT]))
 
 
 # ---------------------------------------------------------------------------------------
@@ -146,32 +146,32 @@ def test_tokenizer_errors():
 
 
 def _word_or_digit_position(caption, digit):
-  positions = [caption.find(s) for s in (str(digit), input_pipeline.DIGIT_NAMES[digit])]
+  positions = [caption.find(s) for s in (str(digit), bundled.DIGIT_NAMES[digit])]
   return min(p for p in positions if p >= 0)
 
 
 def test_pair_captions_name_both_digits_in_order_in_varied_phrasings():
   assert len(CAPTIONS) == 100 * NUM_TEMPLATES  # all distinct, so (a, b) and (b, a) differ
   assert NUM_TEMPLATES >= 8
-  assert input_pipeline.DIGIT_NAMES[3] == 'three' and len(input_pipeline.DIGIT_NAMES) == 10
+  assert bundled.DIGIT_NAMES[3] == 'three' and len(bundled.DIGIT_NAMES) == 10
   in_words = right_first = 0
   for t in range(NUM_TEMPLATES):
-    caption = input_pipeline.pair_caption(3, 7, t)
-    assert caption != input_pipeline.pair_caption(7, 3, t)
+    caption = bundled.pair_caption(3, 7, t)
+    assert caption != bundled.pair_caption(7, 3, t)
     in_words += 'seven' in caption
     right_first += _word_or_digit_position(caption, 7) < _word_or_digit_position(caption, 3)
   assert 3 <= in_words <= NUM_TEMPLATES - 3 and right_first >= 3
-  assert input_pipeline.pair_caption(3, 7, 0) == '3 to the left of 7'
-  assert input_pipeline.pair_caption(3, 7, 3) == 'three, then seven'
+  assert bundled.pair_caption(3, 7, 0) == '3 to the left of 7'
+  assert bundled.pair_caption(3, 7, 3) == 'three, then seven'
   # Each fits the default max_len of 32 tokens whole.
   assert max(len(c.encode()) for c in CAPTIONS) <= 31
   for bad in [(10, 0, 0), (0, -1, 0), (0, 0, NUM_TEMPLATES), (0, 0, -1)]:
     with pytest.raises(ValueError, match='must be in'):
-      input_pipeline.pair_caption(*bad)
+      bundled.pair_caption(*bad)
 
 
 def test_every_pair_has_a_fixed_held_out_template():
-  held_out = np.array([[input_pipeline.held_out_template(a, b) for b in range(10)]
+  held_out = np.array([[bundled.held_out_template(a, b) for b in range(10)]
                        for a in range(10)])
   assert held_out.min() >= 0 and held_out.max() < NUM_TEMPLATES
   assert len(np.unique(held_out)) == NUM_TEMPLATES  # every template is held out somewhere
@@ -179,15 +179,15 @@ def test_every_pair_has_a_fixed_held_out_template():
   assert held_out[0, :5].tolist() == [5, 0, 3, 3, 7]
   assert held_out[3, 7] == 7
   with pytest.raises(ValueError, match='digits must be in 0..9'):
-    input_pipeline.held_out_template(0, 10)
+    bundled.held_out_template(0, 10)
 
 
 @pytest.mark.parametrize('split', ['train', 'test'])
 def test_pair_images_hold_two_digits_of_the_split_side_by_side(pair_records, digits_by_class,
                                                                 split):
   records = pair_records[split]
-  expected = {'train': input_pipeline.DIGIT_PAIRS_NUM_TRAIN,
-              'test': input_pipeline.DIGIT_PAIRS_NUM_TEST}[split]
+  expected = {'train': bundled.DIGIT_PAIRS_NUM_TRAIN,
+              'test': bundled.DIGIT_PAIRS_NUM_TEST}[split]
   assert len(records['image']) == expected == {'train': 20000, 'test': 1000}[split]
   images = records['image']  # [N, 16, 16] uint8
   assert np.all(images[:, :4] == 0) and np.all(images[:, 12:] == 0)  # background rows
@@ -210,7 +210,7 @@ def test_captions_name_the_pair_with_held_out_templates_only_in_test(pair_record
       assert CAPTIONS[caption][:2] == (left, right)
       templates[split][left, right].add(CAPTIONS[caption][2])
   for (left, right), used in templates['train'].items():
-    held_out = input_pipeline.held_out_template(left, right)
+    held_out = bundled.held_out_template(left, right)
     assert templates['test'][left, right] == {held_out}
     assert used == set(range(NUM_TEMPLATES)) - {held_out}  # all the others, ~200 examples
   assert not set(pair_records['train']['caption']) & set(pair_records['test']['caption'])
@@ -223,16 +223,16 @@ def test_captions_name_the_pair_with_held_out_templates_only_in_test(pair_record
 
 def test_rebuilding_gives_identical_files_within_seconds(pairs_dir, tmp_path):
   start = time.perf_counter()  # sklearn is imported: what is left is the build itself
-  input_pipeline.prepare_digit_pairs(tmp_path)
+  bundled.prepare_digit_pairs(tmp_path)
   assert time.perf_counter() - start < 10  # ~3 s on 2 CPU cores
 
   def shards(root):
-    files = sorted((root / input_pipeline.DIGIT_PAIRS_TFDS_NAME).rglob('*.array_record-*'))
+    files = sorted((root / bundled.DIGIT_PAIRS_TFDS_NAME).rglob('*.array_record-*'))
     return {f.name: f.read_bytes() for f in files}
 
   assert len(shards(tmp_path)) == 2 and shards(tmp_path) == shards(pairs_dir)
   start = time.perf_counter()
-  input_pipeline.prepare_digit_pairs(tmp_path)  # already built: a no-op
+  bundled.prepare_digit_pairs(tmp_path)  # already built: a no-op
   assert time.perf_counter() - start < 1
 
 
@@ -246,7 +246,7 @@ def test_training_tokens_decode_to_each_examples_caption(pairs_dir):
   batch = ds.batch(3)
   assert batch['tokens'].dtype == np.int32 and batch['tokens'].shape == (64, 32)
   assert batch['truncated'].dtype == bool and not batch['truncated'].any()
-  for caption, label in zip(input_pipeline.detokenize(batch['tokens']), batch['label']):
+  for caption, label in zip(text.detokenize(batch['tokens']), batch['label']):
     left, right, _ = CAPTIONS[caption]
     assert 10 * left + right == label
   # Captions change nothing else: flips and noise are drawn before the caption.
@@ -273,8 +273,8 @@ def test_eval_epochs_carry_the_records_captions_in_order_and_pad_with_the_empty_
   mask = np.concatenate([b['mask'] for b in batches])
   truncated = np.concatenate([b['truncated'] for b in batches])
   np.testing.assert_array_equal(mask, np.arange(1152) < 1000)
-  assert input_pipeline.detokenize(tokens[mask]) == pair_records['test']['caption']
-  null, _ = input_pipeline.tokenize([''], max_len=32)
+  assert text.detokenize(tokens[mask]) == pair_records['test']['caption']
+  null, _ = text.tokenize([''], max_len=32)
   np.testing.assert_array_equal(tokens[~mask], np.repeat(null, 152, axis=0))
   assert not truncated.any()
 
@@ -284,7 +284,7 @@ def test_truncated_flags_the_captions_cut_to_max_len(pairs_dir, pair_records):
   assert ds.max_len == 16
   (whole,) = ds.epoch(1000)
   captions = pair_records['test']['caption']
-  assert input_pipeline.detokenize(whole['tokens']) == [c[:15] for c in captions]
+  assert text.detokenize(whole['tokens']) == [c[:15] for c in captions]
   np.testing.assert_array_equal(whole['truncated'], [len(c) > 15 for c in captions])
   assert 300 < whole['truncated'].sum() < 900
   assert not _open(pairs_dir, max_len=16).batch(0)['truncated'].all()
@@ -292,10 +292,10 @@ def test_truncated_flags_the_captions_cut_to_max_len(pairs_dir, pair_records):
 
 def test_a_missing_or_non_text_caption_key_fails_naming_the_features(pairs_dir):
   message = _assert_fast_one_line_error(
-      input_pipeline.DatasetError, "no text feature 'text'",
+      common.DatasetError, "no text feature 'text'",
       lambda: _open(pairs_dir, caption_key='text'))
   assert 'caption (Text)' in message and 'label (ClassLabel)' in message
-  _assert_fast_one_line_error(input_pipeline.DatasetError, "no text feature 'label'",
+  _assert_fast_one_line_error(common.DatasetError, "no text feature 'label'",
                               lambda: _open(pairs_dir, caption_key='label'))
   _assert_fast_one_line_error(ValueError, 'unknown tokenizer',
                               lambda: _open(pairs_dir, tokenizer='clip'))
@@ -307,7 +307,7 @@ def test_folders_have_no_captions(tmp_path):
   for k in range(2):
     Image.new('L', (4, 4), 10 * k).save(tmp_path / f'{k}.png')
   _assert_fast_one_line_error(
-      input_pipeline.DatasetError, "folders have no captions: caption_key 'caption'",
+      common.DatasetError, "folders have no captions: caption_key 'caption'",
       lambda: _open(None, name=f'folder:{tmp_path}', image_size=4, global_batch_size=2))
 
 
@@ -335,7 +335,7 @@ class CocoLike(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self):
     for i in range(NUM_IMAGES):
-      image = input_pipeline._png(np.full((4, 4), 20 * i, np.uint8))
+      image = bundled.png(np.full((4, 4), 20 * i, np.uint8))
       captions = [f'photo {i}, caption {k}' for k in range(CAPTIONS_PER_IMAGE)]
       yield i, {'image': image, 'captions': {'text': captions}}
 
@@ -358,7 +358,7 @@ def _choices(batch):
   """image i -> k of its caption 'photo i, caption k', for each example of a batch."""
   images = np.round(batch['image'].mean(axis=(1, 2, 3)) * 255 / 20).astype(int)
   choices = {}
-  for i, caption in zip(images.tolist(), input_pipeline.detokenize(batch['tokens'])):
+  for i, caption in zip(images.tolist(), text.detokenize(batch['tokens'])):
     photo, k = caption.removeprefix('photo ').split(', caption ')
     assert int(photo) == i
     choices[i] = int(k)
@@ -386,18 +386,18 @@ def test_eval_epochs_take_the_first_of_several_captions(coco_dir):
   mask = batch['mask']
   assert mask.sum() == NUM_IMAGES
   assert _choices({k: v[mask] for k, v in batch.items()}) == dict.fromkeys(range(NUM_IMAGES), 0)
-  assert input_pipeline.detokenize(batch['tokens'][~mask]) == [''] * 4
+  assert text.detokenize(batch['tokens'][~mask]) == [''] * 4
 
 
 def test_a_record_without_captions_gets_the_empty_one():
   record = {'image': np.zeros((4, 4, 1), np.uint8), 'captions': {'text': []}}
-  example = input_pipeline.preprocess(record, image_size=4, crop=None,
+  example = transforms.preprocess(record, image_size=4, crop=None,
                                       caption_key='captions/text')
   assert example['captions'].tolist() == [b'']
 
 
 def test_the_key_of_nested_captions_is_their_path(coco_dir):
   message = _assert_fast_one_line_error(
-      input_pipeline.DatasetError, "no text feature 'captions'",
+      common.DatasetError, "no text feature 'captions'",
       lambda: _open_coco(coco_dir, caption_key='captions'))
   assert 'captions/text (Text)' in message
