@@ -4,13 +4,15 @@
   compilation (-O0, the older fusion emitters);
 - a persistent compilation cache shared by the session's processes: the job's
   tests compile the same tiny networks in several processes;
-- `data_dir`: the bundled digits, prepared once per session (per pytest worker), and the
-  digit pairs (`pairs_data_dir`) for the modules that use them;
-- `digits_classifier_trained_once`: the eval's feature classifier trained once per worker;
+- `data_dir`: the bundled digits, prepared once per session in a directory its workers
+  share, and the digit pairs (`pairs_data_dir`) for the modules that use them;
+- `digits_classifier_trained_once`: the eval's feature classifier trained once per session;
 - `reference`: a tiny digits job's 6-step run, trained once per worker; `tiny_workdir`, a
   copy of a trained one kept in tests/testdata.
 """
 
+import contextlib
+import fcntl
 import os
 import pathlib
 import shutil
@@ -28,14 +30,26 @@ os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=4 '
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='scorelab-jax-cache-'))
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
+# What the session's processes (pytest-xdist's workers inherit the environment) build once.
+SHARED = pathlib.Path(os.environ.setdefault('SCORELAB_TEST_SHARED',
+                                            tempfile.mkdtemp(prefix='scorelab-tests-')))
+
+
+@contextlib.contextmanager
+def _one_at_a_time(name: str):
+  """Holds the session-wide lock `name`: the first process builds, the others wait."""
+  with open(SHARED / f'{name}.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    yield
 
 
 @pytest.fixture(scope='session')
-def data_dir(tmp_path_factory) -> str:
+def data_dir() -> str:
   from data import bundled  # after the settings above: it imports jax
 
-  path = tmp_path_factory.mktemp('data')
-  bundled.prepare_digits(path)
+  path = SHARED / 'data'
+  with _one_at_a_time('data'):
+    bundled.prepare_digits(path)
   return str(path)
 
 
@@ -45,27 +59,25 @@ def pairs_data_dir(data_dir) -> str:
   pairs trains on the digits beside them)."""
   from data import bundled
 
-  bundled.prepare_digit_pairs(data_dir)
+  with _one_at_a_time('data'):
+    bundled.prepare_digit_pairs(data_dir)
   return data_dir
 
 
-@pytest.fixture(scope='session')
-def _digits_classifiers() -> dict:
-  """The digits classifiers trained in this test process, by their inputs."""
-  return {}
-
-
 @pytest.fixture(scope='module')
-def digits_classifier_trained_once(_digits_classifiers):
-  """Makes the job's eval train its digits feature classifier once per worker.
+def digits_classifier_trained_once():
+  """Makes the job's eval train its digits feature classifier once per session.
 
   The classifier is a pure function of its training images, labels and seed (its own
   tests, in tests/metrics/test_digits.py, check that bit for bit), and every digits workdir
   of the job tests trains the same one, ~10 s each at the suite's -O0; modules that evaluate
-  workdirs use this. Modules that do not leave the function as it is.
+  workdirs use this, and the first process to need one trains it for the others. Modules
+  that do not leave the function as it is.
   """
   import hashlib
 
+  import flax
+  import jax
   import numpy as np
 
   from metrics import digits
@@ -73,11 +85,15 @@ def digits_classifier_trained_once(_digits_classifiers):
   train = digits.train_digits_classifier
 
   def train_once(images, labels, **options):
-    key = (hashlib.sha256(np.ascontiguousarray(images)).hexdigest(),
-           hashlib.sha256(np.ascontiguousarray(labels)).hexdigest(), repr(sorted(options.items())))
-    if key not in _digits_classifiers:
-      _digits_classifiers[key] = train(images, labels, **options)
-    return _digits_classifiers[key]
+    key = hashlib.sha256(b''.join([np.ascontiguousarray(images).tobytes(),
+                                   np.ascontiguousarray(labels).tobytes(),
+                                   repr(sorted(options.items())).encode()])).hexdigest()
+    path = SHARED / f'digits_classifier-{key[:16]}.msgpack'
+    with _one_at_a_time('digits_classifier'):
+      if not path.exists():
+        path.write_bytes(flax.serialization.msgpack_serialize(
+            jax.device_get(train(images, labels, **options))))
+      return flax.serialization.msgpack_restore(path.read_bytes())
 
   digits.train_digits_classifier = train_once
   yield

@@ -112,7 +112,7 @@ def test_every_sampler_takes_the_text_guided_score(text_trained, pairs_data_dir,
   # A cheap network through the job's own guidance: its samples move with the scale.
   job = run_lib.build(jobs.text_config(pairs_data_dir), str(text_trained))
   job = dataclasses.replace(job, task=dataclasses.replace(job.task, model=PooledMLP()))
-  params = job.task.init(jax.random.key(2), (8, 8, 1))
+  params = jax.jit(job.task.init, static_argnums=1)(jax.random.key(2), (8, 8, 1))
   tokens = jnp.asarray(job.prompts().tokens[:4])
   x_T = job.sde.prior_sampling(jax.random.key(3), (4, 8, 8, 1))
   # Langevin steps would follow a random network's field anywhere: the config's predictor.
