@@ -144,10 +144,11 @@ def main(argv):
     import jax
     jax.distributed.initialize(*explicit)
   logging.set_verbosity(logging.WARNING)
+  points = _sweep_points() if _MODE.value == 'sweep' else None
   try:
     job = run_lib.build(config, _WORKDIR.value)
-    if _MODE.value == 'sweep':
-      run_lib.sweep(job, _sweep_points(), run_lib.Variants(config))
+    if points is not None:
+      run_lib.sweep(job, points, run_lib.Variants(config))
     else:
       {'train': run_lib.train, 'eval': run_lib.evaluate, 'sample': run_lib.sample}[_MODE.value](job)
   except (run_lib.JobError, ValueError, OSError) as e:
