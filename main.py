@@ -151,7 +151,7 @@ def main(argv):
       run_lib.sweep(job, points, run_lib.Variants(config))
     else:
       {'train': run_lib.train, 'eval': run_lib.evaluate, 'sample': run_lib.sample}[_MODE.value](job)
-  except (run_lib.JobError, ValueError, OSError) as e:
+  except run_lib.USER_ERRORS as e:
     _fail(str(e))
 
 

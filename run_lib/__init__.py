@@ -20,7 +20,7 @@ takes explicit arguments.
 """
 
 from run_lib.builder import Variants, build
-from run_lib.errors import JobError
+from run_lib.errors import USER_ERRORS, JobError
 from run_lib.evaluate import EVALUATORS, Evaluation, evaluate
 from run_lib.io import image_grid, save_png, trajectory_strip
 from run_lib.job import Job
@@ -31,7 +31,8 @@ from run_lib.sweep import run as sweep
 from run_lib.train import jit_train_step, make_multi_step, make_train_step, train
 
 __all__ = [
-    'EVALUATORS', 'Evaluation', 'Job', 'JobError', 'TrainState', 'Variants', 'build',
+    'EVALUATORS', 'USER_ERRORS', 'Evaluation', 'Job', 'JobError', 'TrainState', 'Variants',
+    'build',
     'check_divisible', 'checkpoint_manager', 'create_mesh', 'draw', 'evaluate', 'gather',
     'image_grid', 'init_state', 'jit_train_step', 'make_multi_step', 'make_train_step',
     'restore_checkpoint', 'sample', 'save_png', 'sweep', 'train', 'trajectory_strip',

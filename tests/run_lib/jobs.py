@@ -90,6 +90,17 @@ def expect_build_error(config: ml_collections.ConfigDict, workdir, message: str,
   assert message in str(raised.value).splitlines()[0]
 
 
+def expect_job_error(config: ml_collections.ConfigDict, workdir: pathlib.Path,
+                     message: str) -> None:
+  """`--mode train` of the config fails as main.py reports it, in the one line holding
+  `message`, and leaves no checkpoint in workdir (main.py's own reporting of these errors:
+  tests/test_main.py)."""
+  with pytest.raises(run_lib.USER_ERRORS) as raised:
+    run_lib.train(run_lib.build(config, str(workdir)))
+  assert message in ' '.join(str(raised.value).split())
+  assert not list(workdir.glob('checkpoints/[0-9]*'))
+
+
 def only(directory: pathlib.Path, pattern: str) -> pathlib.Path:
   """The one file of directory matching pattern (outputs are named by their settings)."""
   [path] = sorted(directory.glob(pattern))

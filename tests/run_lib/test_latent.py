@@ -141,8 +141,8 @@ def test_a_pytorch_autoencoder_from_safetensors_drives_a_latent_model(tmp_path, 
 ])
 def test_bad_latent_settings_fail_with_one_line_and_write_nothing(tmp_path, data_dir, autoencoder,
                                                                  case, message):
+  config = ldm_config(data_dir, autoencoder)
   ae, weights = autoencoder, ''
-  overrides = [f'--config.data.data_dir={data_dir}']
   if case == 'missing':
     ae = tmp_path / 'nowhere'
   elif case == 'unfinished':  # its checkpoints without the marker of a training that ended
@@ -151,7 +151,7 @@ def test_bad_latent_settings_fail_with_one_line_and_write_nothing(tmp_path, data
     for name in ('config.json', 'checkpoints'):
       subprocess.run(['cp', '-r', str(autoencoder / name), str(ae)], check=True)
   elif case == 'another_size':
-    overrides.append('--config.data.image_size=16')
+    config.data.image_size = 16
   elif case == 'not_an_autoencoder':
     ae = tmp_path / 'diffusion'
     ae.mkdir()
@@ -164,13 +164,9 @@ def test_bad_latent_settings_fail_with_one_line_and_write_nothing(tmp_path, data
     bad = tmp_path / 'bad.safetensors'
     bad.write_bytes(b'not a safetensors file')
     ae, weights = '', str(WEIGHTS if case == 'rgb_weights' else bad)
-    overrides.append('--config.autoencoder.norm_groups=2')
-  overrides += [f'--config.latent.autoencoder_workdir={ae}',
-                f'--config.latent.autoencoder_weights={weights}']
-  line = jobs.error_line(jobs.run_main(tmp_path / 'work', *overrides, devices=1,
-                                       config='configs/latent/digits_ldm.py:tiny'))
-  assert message.format(ae=ae) in line
-  assert not list((tmp_path / 'work').glob('checkpoints/[0-9]*'))
+    config.autoencoder.norm_groups = 2
+  config.latent.update(autoencoder_workdir=str(ae), autoencoder_weights=weights)
+  jobs.expect_job_error(config, tmp_path / 'work', message.format(ae=ae))
 
 
 @pytest.mark.parametrize('overrides, message', [

@@ -155,10 +155,11 @@ def test_two_hosts_train_sample_and_evaluate_as_one_host_does(reference, tmp_pat
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
     tiny_workdir, data_dir):
-  result = jobs.run_main(tiny_workdir, f'--config.data.data_dir={data_dir}',
-                         '--config.training.n_iters=30', '--config.optim.lr=1e30')
-  line = jobs.error_line(result)
-  assert 'non-finite' in line and 'at step' in line
+  config = jobs.tiny_config(data_dir, n_iters=30)
+  config.optim.lr = 1e30
+  with pytest.raises(run_lib.USER_ERRORS) as raised:  # what main.py prints in one line
+    jobs.train(config, tiny_workdir)
+  assert 'non-finite' in str(raised.value) and 'at step' in str(raised.value)
   steps = sorted(int(p.name) for p in (tiny_workdir / 'checkpoints').iterdir()
                  if p.name.isdigit())
   state = run_lib.build(jobs.tiny_config(data_dir), str(tiny_workdir)).restore(steps[-1])
