@@ -52,6 +52,8 @@ def get_default_config() -> ml_collections.ConfigDict:
   model.ch_mult = (1, 2, 2, 2)
   model.num_res_blocks = 4
   model.attn_resolutions = (16,)
+  model.attn_head_channels = 0  # > 0: heads of that many channels (ADM); 0: one head
+  model.attn_position = 'none'  # pixel positions in attention: 'sinusoidal' or 'learned'
   model.dropout = 0.1
   model.resamp_with_conv = True
   model.conditional = True

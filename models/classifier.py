@@ -37,9 +37,7 @@ class AttentionPool(nn.Module):
     tokens = tokens + positions.astype(tokens.dtype)
     q, k, v = jnp.split(nn.Dense(3 * c, kernel_init=default_init(), name='qkv')(tokens), 3,
                         axis=-1)
-    heads = lambda a: a.reshape(b, a.shape[1], self.num_heads, c // self.num_heads)
-    out = jax.vmap(layers.attention, in_axes=2, out_axes=2)(heads(q[:, :1]), heads(k),
-                                                               heads(v))  # [B, 1, heads, C/h]
+    out = layers.attention(q[:, :1], k, v, heads=self.num_heads)  # [B, 1, C]
     return nn.Dense(self.features, kernel_init=default_init(), name='head')(out.reshape(b, c))
 
 

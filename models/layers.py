@@ -81,21 +81,48 @@ def _residual(x: jax.Array, h: jax.Array, skip_rescale: bool) -> jax.Array:
 
 
 def attention(q: jax.Array, k: jax.Array, v: jax.Array,
-               key_mask: jax.Array | None = None) -> jax.Array:
-  """Single-head dot-product attention; q [B, N, C], k and v [B, M, C], key_mask [B, M] bool.
+              key_mask: jax.Array | None = None, heads: int = 1) -> jax.Array:
+  """Dot-product attention; q [B, N, C], k and v [B, M, C], key_mask [B, M] bool.
 
+  `heads` split the C channels into heads of C / heads channels, each with its own softmax
+  (scaled by its own width), as ADM's QKVAttention; their outputs are concatenated back.
   Keys where key_mask is False get zero weight. A large negative logit rather than -inf
   masks them, so that a row whose keys are all masked gets uniform weights, not NaNs.
   """
-  logits = jnp.einsum('bnc,bmc->bnm', q, k) / np.sqrt(q.shape[-1])
+  split = lambda a: a.reshape(a.shape[:2] + (heads, a.shape[-1] // heads))
+  q, k, v = split(q), split(k), split(v)
+  logits = jnp.einsum('bnhc,bmhc->bhnm', q, k) / np.sqrt(q.shape[-1])
   if key_mask is not None:
-    logits = jnp.where(key_mask[:, None, :], logits, jnp.finfo(logits.dtype).min)
+    logits = jnp.where(key_mask[:, None, None, :], logits, jnp.finfo(logits.dtype).min)
   weights = jax.nn.softmax(logits, axis=-1)
-  return jnp.einsum('bnm,bmc->bnc', weights, v)
+  out = jnp.einsum('bhnm,bmhc->bnhc', weights, v)
+  return out.reshape(out.shape[:2] + (-1,))
+
+
+def sinusoidal_position_2d(height: int, width: int, channels: int) -> np.ndarray:
+  """Fixed 2-D position features [height * width, channels]: the first half of the channels
+  are sinusoidal features of the row, the second of the column (the transformer's
+  1-D embedding per axis, as MAE's and DiT's 2-D sin-cos embeddings)."""
+  if channels % 4:
+    raise ValueError(f'a 2-D sinusoidal position embedding needs channels divisible by 4, '
+                     f'got {channels}')
+  quarter = channels // 4
+  frequencies = 1.0 / 10000 ** (np.arange(quarter) / quarter)
+
+  def axis(n):
+    angles = np.arange(n)[:, None] * frequencies[None, :]
+    return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)  # [n, channels / 2]
+
+  rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing='ij')
+  return np.concatenate([axis(height)[rows.ravel()], axis(width)[cols.ravel()]],
+                        axis=1).astype(np.float32)
+
+
+POSITIONS = ('none', 'sinusoidal', 'learned')
 
 
 class AttnBlock(nn.Module):
-  """Single-head self-attention over all pixels; with a context, over the text tokens too.
+  """Self-attention over all pixels; with a context, over the text tokens too.
 
   A context [B, L, D] (a text encoder's token features) is projected by the block's own
   1x1 layer 'encoder_kv' to L keys and L values of the block's width, which are
@@ -104,13 +131,25 @@ class AttnBlock(nn.Module):
   with `encoder_kv`), not a separate cross-attention layer; without a context the block
   and its parameters are the plain self-attention block's.
 
+  Attention by itself does not know where a pixel is: "the digit on the left" can reach a
+  pixel only through what the convolutions' zero padding left in its features. `position`
+  adds a position embedding of the pixel to the input of the pixels' queries and keys (not
+  to their values, as DETR), so that a pixel's query can ask for a word by where the pixel
+  is and pixels can find each other by place.
+
   Attributes:
     skip_rescale: divide the residual sum by sqrt(2) (NCSN++/DDPM++).
     init_scale: initial scale of the output projection (0 for a near-identity block).
+    head_channels: channels per attention head (ADM's num_head_channels); 0 is one head of
+      every channel (Song et al.'s and DDPM's block).
+    position: 'none', 'sinusoidal' (fixed 2-D sin-cos features, no parameters) or 'learned'
+      (a [H * W, C] parameter 'position', initialised at std 0.02).
   """
 
   skip_rescale: bool = False
   init_scale: float = 0.0
+  head_channels: int = 0
+  position: str = 'none'
 
   @nn.compact
   def __call__(self, x: jax.Array, context: jax.Array | None = None,
@@ -127,8 +166,20 @@ class AttnBlock(nn.Module):
       x plus the attention's output.
     """
     b, height, width, c = x.shape
+    if self.head_channels < 0 or (self.head_channels and c % self.head_channels):
+      raise ValueError(f'attention head_channels={self.head_channels} must divide the '
+                       f'{c} channels of a {height}x{width} attention layer')
+    if self.position not in POSITIONS:
+      raise ValueError(f'unknown attention position {self.position!r}; known: '
+                       f'{list(POSITIONS)}')
     h = group_norm(c)(x).reshape(b, height * width, c)
-    q, k, v = NIN(c)(h), NIN(c)(h), NIN(c)(h)
+    where = h
+    if self.position == 'sinusoidal':
+      where = h + jnp.asarray(sinusoidal_position_2d(height, width, c), h.dtype)
+    elif self.position == 'learned':
+      where = h + self.param('position', nn.initializers.normal(0.02),
+                             (height * width, c)).astype(h.dtype)
+    q, k, v = NIN(c)(where), NIN(c)(where), NIN(c)(h)
     key_mask = None
     if context is not None:
       text_k, text_v = jnp.split(NIN(2 * c, name='encoder_kv')(context.astype(x.dtype)), 2,
@@ -140,7 +191,8 @@ class AttnBlock(nn.Module):
             [jnp.ones((b, height * width), bool), context_mask.astype(bool)], axis=1)
     elif context_mask is not None:
       raise ValueError('context_mask was given without a context')
-    h = NIN(c, init_scale=self.init_scale)(attention(q, k, v, key_mask))
+    heads = c // self.head_channels if self.head_channels else 1
+    h = NIN(c, init_scale=self.init_scale)(attention(q, k, v, key_mask, heads))
     return _residual(x, h.reshape(x.shape), self.skip_rescale)
 
 

@@ -58,7 +58,12 @@ class NCSNpp(nn.Module):
     nf: base channel count.
     ch_mult: channel multiplier of each resolution.
     num_res_blocks: residual blocks per resolution on the way down (one more up).
-    attn_resolutions: spatial sizes at which self-attention is applied.
+    attn_resolutions: spatial sizes at which self-attention is applied (and a context's
+      tokens attended to).
+    attn_head_channels: channels per attention head (ADM's num_head_channels: heads grow
+      with the width); 0 is one head per block (Song et al.'s networks).
+    attn_position: a position embedding of each pixel in the attention's queries and keys:
+      'none', 'sinusoidal' or 'learned' (layers.AttnBlock).
     dropout: dropout rate inside residual blocks.
     resamp_with_conv: resample with a learned 3x3 convolution.
     conditional: condition on time (an MLP on the embedding feeds every block).
@@ -86,6 +91,8 @@ class NCSNpp(nn.Module):
   ch_mult: Sequence[int] = (1, 2, 2, 2)
   num_res_blocks: int = 4
   attn_resolutions: Sequence[int] = (16,)
+  attn_head_channels: int = 0
+  attn_position: str = 'none'
   dropout: float = 0.1
   resamp_with_conv: bool = True
   conditional: bool = True
@@ -112,6 +119,13 @@ class NCSNpp(nn.Module):
     check_choice('resblock_type', self.resblock_type, ('ddpm', 'biggan'))
     check_choice('embedding_type', self.embedding_type, ('fourier', 'positional'))
     check_choice('nonlinearity', self.nonlinearity, tuple(ACTIVATIONS))
+    check_choice('attn_position', self.attn_position, layers.POSITIONS)
+
+  def attention_widths(self, image_size: int) -> set[int]:
+    """The channel counts of this network's attention blocks on image_size images: every
+    level whose resolution is in attn_resolutions, and the middle block."""
+    return {self.nf * m for level, m in enumerate(self.ch_mult)
+            if image_size // 2**level in self.attn_resolutions} | {self.nf * self.ch_mult[-1]}
 
   def _time_embedding(self, time_input: jax.Array, act, *,
                       prefix: str | None = None) -> jax.Array:
@@ -154,7 +168,9 @@ class NCSNpp(nn.Module):
   def _blocks(self, act):
     """(attention block, residual block, resampling options, skip sum) of this network."""
     attn = functools.partial(layers.AttnBlock, init_scale=self.init_scale,
-                             skip_rescale=self.skip_rescale)
+                             skip_rescale=self.skip_rescale,
+                             head_channels=self.attn_head_channels,
+                             position=self.attn_position)
     resample = dict(fir=self.fir, fir_kernel=self.fir_kernel)
     if self.resblock_type == 'ddpm':
       resblock = functools.partial(layers.ResnetBlockDDPM, act=act, dropout=self.dropout,

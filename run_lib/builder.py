@@ -192,7 +192,14 @@ def create_model(config: ml_collections.ConfigDict, *,
                        f"{list(_TEXT_MODELS)}, not {config.training.task} "
                        f'{config.model.name!r}')
     kwargs['out_channels'] = 2 * config.data.num_channels
-  return cls(**kwargs)
+  model = cls(**kwargs)
+  heads = kwargs.get('attn_head_channels', 0)
+  if heads and hasattr(model, 'attention_widths'):  # checked now, not at the first call
+    widths = sorted(model.attention_widths(config.data.image_size))
+    if heads < 0 or any(w % heads for w in widths):
+      raise ValueError(f'model.attn_head_channels={heads} must divide the width of every '
+                       f'attention layer: {widths}')
+  return model
 
 
 def create_autoencoder(config: ml_collections.ConfigDict) -> models.AutoencoderKL:

@@ -30,8 +30,8 @@ parts of GLIDE that scorelab does not have, and two of NCSN++'s own:
   outputs a scale and a shift, twice ours; 13,731,264);
 - ADM's attention after every up-path residual block at 32, 16 and 8 px (12 blocks);
   NCSN++/DDPM++ have one per resolution there (3): 18,178,560, of which encoder_kv
-  5,318,784. ADM's multi-head attention (64 channels per head) has the parameters of our
-  single head;
+  5,318,784. The attention has ADM's heads of 64 channels (model.attn_head_channels: 6, 9
+  and 12 heads at 32, 16 and 8 px), which split the same parameters as one head would;
 - learned variances: GLIDE outputs 6 channels (eps and the variance interpolation, trained
   by the hybrid loss with its VLB term), ours eps only (3 channels, the MSE loss; 5,187);
 - ours only: the 1x1 shortcut of NCSN++'s resampling BigGAN blocks (ADM's is the identity;
@@ -84,6 +84,7 @@ def get_config() -> ml_collections.ConfigDict:
   model.ch_mult = (1, 2, 3, 4)
   model.num_res_blocks = 3
   model.attn_resolutions = (32, 16, 8)
+  model.attn_head_channels = 64  # num_head_channels
   model.dropout = 0.1
   model.resblock_type = 'biggan'  # ADM's resblock_updown
   model.fir = False

@@ -31,7 +31,8 @@ score network), no scale-shift norm (14,912,448), one attention block per resolu
 up path instead of 3 (14,579,712 of the 6 missing blocks), no 6-channel learned-variance
 output (5,187); ours only, the 1x1 shortcuts of the resampling blocks (2,474,304), the
 pooled projection (393,984) and the embedding of the augmentation level ('aug_Dense_0',
-'aug_Dense_1': 738,816). Nor does it have multi-head attention (same parameters) or fp16.
+'aug_Dense_1': 738,816). The attention has GLIDE's heads of 64 channels
+(model.attn_head_channels, no parameter more); there is no fp16.
 
 Data: tfds `coco_captions` as for the base, at 256 px; the 64 px condition is the training
 image downsampled by the input pipeline's antialiased resize, as the base's images are.
@@ -60,6 +61,7 @@ def get_config() -> ml_collections.ConfigDict:
   model.num_res_blocks = 2
   model.ch_mult = (1, 1, 2, 2, 4, 4)  # 256, 128, 64, 32, 16, 8 px
   model.attn_resolutions = (32, 16, 8)
+  model.attn_head_channels = 64  # num_head_channels
 
   sampling = config.sampling
   sampling.eta = 0.0  # DDIM, as GLIDE's ddim_sample_loop

@@ -216,8 +216,9 @@ def test_an_unconditional_network_embeds_what_it_is_given():
   np.testing.assert_array_equal(apply(x, t, pooled, t), apply(x, 3 * t, pooled, t))  # not time
 
 
-def _np_attn_block(p, x, context, mask, skip_rescale):
-  """AttnBlock in float64 numpy: one softmax over [pixel keys; real text keys]."""
+def _np_attn_block(p, x, context, mask, skip_rescale, heads=1, position=None):
+  """AttnBlock in float64 numpy: per head, one softmax over [pixel keys; real text keys];
+  a position embedding [H * W, C] added to the pixels' query and key inputs."""
   p = jax.tree.map(lambda a: np.asarray(a, np.float64), p)
   b, height, width, c = x.shape
   groups = min(c // 4, 32)
@@ -225,39 +226,96 @@ def _np_attn_block(p, x, context, mask, skip_rescale):
   normed = (grouped - grouped.mean((1, 3), keepdims=True)) / np.sqrt(
       grouped.var((1, 3), keepdims=True) + 1e-6)
   h = normed.reshape(b, height * width, c) * p['GroupNorm_0']['scale'] + p['GroupNorm_0']['bias']
+  where = h if position is None else h + np.asarray(position, np.float64)
   dense = lambda name, a: a @ p[name]['Dense_0']['kernel'] + p[name]['Dense_0']['bias']
-  q, k, v = dense('NIN_0', h), dense('NIN_1', h), dense('NIN_2', h)
+  q, k, v = dense('NIN_0', where), dense('NIN_1', where), dense('NIN_2', h)
   real = np.ones((b, height * width), bool)
   if context is not None:
     kv = dense('encoder_kv', context)
     k, v = np.concatenate([k, kv[..., :c]], 1), np.concatenate([v, kv[..., c:]], 1)
     real = np.concatenate([real, mask], 1)
-  logits = np.where(real[:, None, :], q @ k.transpose(0, 2, 1) / np.sqrt(c), -np.inf)
-  weights = np.exp(logits - logits.max(-1, keepdims=True))
-  weights /= weights.sum(-1, keepdims=True)
-  out = x + dense('NIN_3', weights @ v).reshape(x.shape)
+  width_h = c // heads
+  outs = []
+  for i in range(heads):
+    part = slice(i * width_h, (i + 1) * width_h)
+    logits = np.where(real[:, None, :],
+                      q[..., part] @ k[..., part].transpose(0, 2, 1) / np.sqrt(width_h), -np.inf)
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    outs.append(weights @ v[..., part])
+  out = x + dense('NIN_3', np.concatenate(outs, -1)).reshape(x.shape)
   return out / np.sqrt(2) if skip_rescale else out
 
 
-@pytest.mark.parametrize('with_context, skip_rescale', [(True, True), (True, False),
-                                                        (False, True)])
-def test_attention_block_is_one_softmax_over_pixel_and_text_keys(with_context, skip_rescale):
+@pytest.mark.parametrize('with_context, skip_rescale, head_channels, position', [
+    (True, True, 0, 'none'), (True, False, 0, 'none'), (False, True, 0, 'none'),
+    (True, True, 4, 'sinusoidal'), (True, False, 2, 'learned'), (False, True, 2, 'sinusoidal')])
+def test_attention_block_is_one_softmax_per_head_over_pixel_and_text_keys(
+    with_context, skip_rescale, head_channels, position):
   x = np.random.default_rng(0).normal(size=(2, 2, 3, 8)).astype(np.float32)
   context = np.random.default_rng(1).normal(size=(2, 4, 5)).astype(np.float32)
   # Row 0: a hole and a real last token; row 1: no real token (the pixels only).
   mask = np.array([[True, False, True, True], [False] * 4])
   inputs = (x, context, mask) if with_context else (x,)
-  block = layers.AttnBlock(skip_rescale=skip_rescale, init_scale=1.0)
+  block = layers.AttnBlock(skip_rescale=skip_rescale, init_scale=1.0,
+                           head_channels=head_channels, position=position)
   params = block.init(jax.random.key(0), *inputs)['params']
   assert set(params) == {'GroupNorm_0', 'NIN_0', 'NIN_1', 'NIN_2', 'NIN_3'} | (
-      {'encoder_kv'} if with_context else set())
+      {'encoder_kv'} if with_context else set()) | (
+      {'position'} if position == 'learned' else set())
+  embedding = {'none': None, 'sinusoidal': layers.sinusoidal_position_2d(2, 3, 8),
+               'learned': params.get('position')}[position]
   expected = _np_attn_block(params, x.astype(np.float64), *(
-      (context.astype(np.float64), mask) if with_context else (None, None)), skip_rescale)
+      (context.astype(np.float64), mask) if with_context else (None, None)), skip_rescale,
+      heads=8 // head_channels if head_channels else 1, position=embedding)
   out = block.apply({'params': params}, *inputs)
   assert _max_diff(out, x) > 0.1  # the attention is not a vanishing residual
   np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
   with pytest.raises(ValueError, match='context_mask was given without a context'):
     block.apply({'params': params}, x, context_mask=mask)
+
+
+def test_only_a_position_embedding_lets_attention_tell_equal_pixels_apart():
+  # Every pixel the same and a caption to read: without positions every pixel's query is
+  # the same, so every pixel gets the same output, whatever the weights; with either
+  # embedding the left half can read the caption differently from the right.
+  x = jnp.broadcast_to(jax.random.normal(jax.random.key(0), (1, 1, 1, 8)), (2, 4, 4, 8))
+  context, mask = _context()
+  for position in layers.POSITIONS:
+    block = layers.AttnBlock(init_scale=1.0, head_channels=4, position=position)
+    params = block.init(jax.random.key(1), x, context, mask)['params']
+    if position == 'learned':  # as if trained: its initial std of 0.02 makes a tiny effect
+      params['position'] = jax.random.normal(jax.random.key(2), (16, 8))
+    out = block.apply({'params': params}, x, context, mask)
+    if position == 'none':
+      np.testing.assert_allclose(out, jnp.broadcast_to(out[:, :1, :1], out.shape), atol=1e-6)
+    else:
+      assert _max_diff(out[:, :, :2].mean((1, 2)), out[:, :, 2:].mean((1, 2))) > 1e-3, position
+
+
+def test_the_2d_sinusoidal_embedding_codes_row_and_column_apart():
+  height, width, c = 3, 5, 12
+  e = layers.sinusoidal_position_2d(height, width, c).reshape(height, width, c)
+  frequencies = 1.0 / 10000 ** (np.arange(3) / 3)
+  rows = np.arange(height)[:, None] * frequencies
+  np.testing.assert_allclose(e[:, 0, :6], np.concatenate([np.sin(rows), np.cos(rows)], 1),
+                             rtol=1e-6, atol=1e-6)
+  np.testing.assert_array_equal(e[:, :, :6], np.broadcast_to(e[:, :1, :6], (3, 5, 6)))
+  np.testing.assert_array_equal(e[:, :, 6:], np.broadcast_to(e[:1, :, 6:], (3, 5, 6)))
+  assert len({tuple(v) for v in e.reshape(-1, c).round(6)}) == height * width
+  with pytest.raises(ValueError, match='divisible by 4'):
+    layers.sinusoidal_position_2d(2, 2, 6)
+
+
+def test_bad_attention_options_name_the_value():
+  x = jnp.zeros((1, 4, 4, 8))
+  with pytest.raises(ValueError, match='head_channels=3 must divide the 8 channels'):
+    layers.AttnBlock(head_channels=3).init(_key(), x)
+  # The tiny network on 8x8 images: attention at 8 px (8 channels), 4 px and the middle (16).
+  assert _tiny_model().attention_widths(8) == {8, 16}
+  assert _tiny_model(attn_resolutions=()).attention_widths(8) == {16}
+  with pytest.raises(ValueError, match="unknown attn_position 'rope'"):
+    _tiny_model(attn_position='rope').init(_key(), *_inputs(8))
 
 
 @pytest.mark.parametrize('options', [dict(), dict(progressive='output_skip')])

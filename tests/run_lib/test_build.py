@@ -97,6 +97,18 @@ def test_bad_sampler_settings_name_the_value_and_the_allowed_ones(tmp_path, samp
   jobs.expect_build_error(config, tmp_path, message)
 
 
+@pytest.mark.parametrize('model, message', [
+    # The tiny digits network: nf 8, one level, its middle attention block 8 channels wide.
+    ({'attn_head_channels': 3}, 'model.attn_head_channels=3 must divide the width of every '
+                                'attention layer: [8]'),
+    ({'attn_head_channels': -4}, 'model.attn_head_channels=-4 must divide'),
+])
+def test_bad_attention_settings_name_the_value(tmp_path, model, message):
+  config = jobs.tiny_config('')
+  config.model.update(model)
+  jobs.expect_build_error(config, tmp_path, message)
+
+
 @pytest.mark.parametrize('metrics, message', [
     (('loss', 'fid', 'bpd'), "unknown eval.metrics name 'bpd'; known: ['loss', 'bpd_ode'"),
     (('loss', 'accuracy'),
