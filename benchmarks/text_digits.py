@@ -12,13 +12,16 @@ draws one sample per held-out test caption (the first --num-samples test example
 captions no training example has) with the sampler of --method / --n-steps / --schedule in
 every stage. The digits feature classifier (trained on the digits' train split, as `--mode
 eval` does) reads each half of a 16x16 pair: 'prompt' is the fraction whose two digits are
-both the prompt's (the base's 8x8 pairs are too blurred for it: their FD only, in the
-features of their bilinear upsampling), 'shuffled' the same images judged against the
+both the prompt's in order (the base's 8x8 pairs are too blurred for it: their FD only, in
+the features of their bilinear upsampling), 'left' and 'right' each side alone, and over
+the prompts of two different digits 'duplicate' (one digit drawn on both halves) and 'swap'
+(the two digits in the other order); 'shuffled' the same images judged against the
 captions of a random permutation of the prompts (a control that must fall to chance, ~1%).
+A second table gives the accuracy per held-out phrasing at each model's best scale.
 FD is in those features (two halves side by side) against the test split; 'consistency' is
 the cascade's mean squared error between its upsampled images, downsampled, and the base's
 samples. Seconds per sample: a second (compiled) draw of --time-batch samples, all stages.
-A second table says whether the upsampler reads its input: its error predicting x(0) of
+A last table says whether the upsampler reads its input: its error predicting x(0) of
 test pairs given their own low-resolution images against another image's.
 
   python benchmarks/text_digits.py --base-workdir workdir/pairs --sr-workdir workdir/pairs_sr \\
@@ -42,7 +45,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
 import run_lib  # noqa: E402
 from configs.text import digit_pairs, digit_pairs_16, digit_pairs_sr  # noqa: E402
-from data import scaling  # noqa: E402
+from data import bundled, scaling  # noqa: E402
 from metrics import statistics  # noqa: E402
 from run_lib.conditions import test_prompts  # noqa: E402
 from run_lib.evaluate import Evaluation, consistency_mse  # noqa: E402
@@ -66,6 +69,15 @@ def _config(model: str, args, scale: float):
   if args.data_dir:
     config.data.data_dir = args.data_dir
   return config
+
+
+def per_phrasing(logits: np.ndarray, labels: np.ndarray) -> dict[int, float]:
+  """Both digits right, per template of the prompts (a test caption of the pair (l, r) is
+  always in its held-out phrasing, bundled.held_out_template(l, r))."""
+  labels = np.asarray(labels)
+  templates = np.array([bundled.held_out_template(l // 10, l % 10) for l in labels])
+  right = np.argmax(logits, axis=-1) == labels
+  return {int(k): float(np.mean(right[templates == k])) for k in np.unique(templates)}
 
 
 def _steps(workdir: str) -> int:
@@ -96,8 +108,12 @@ def measure(model: str, workdir: str, args) -> list[dict]:
     row = {'model': model, 'scale': scale, 'fd': metrics['fd'],
            'nfe': ' + '.join(str(d.nfe) for d in done.stages + (done.final,))}
     if done.final.images.shape[1] == 16:  # the classifier cannot read 8x8 pairs
-      row['prompt'] = statistics.pair_accuracy(logits, prompts.labels)['prompt_accuracy']
-      row['shuffled'] = statistics.pair_accuracy(logits, shuffled)['prompt_accuracy']
+      judged = statistics.pair_accuracy(logits, prompts.labels)
+      row.update(prompt=judged['prompt_accuracy'], left=judged['left_accuracy'],
+                 right=judged['right_accuracy'], duplicate=judged['duplicate_rate'],
+                 swap=judged['swap_rate'],
+                 shuffled=statistics.pair_accuracy(logits, shuffled)['prompt_accuracy'],
+                 phrasings=per_phrasing(logits, prompts.labels))
     if done.stages:
       row['consistency'] = consistency_mse(done.final.images, done.stages[-1].images)
     start = time.perf_counter()
@@ -138,15 +154,31 @@ def reads_input(workdir: str, args, n: int = 200) -> str:
 
 
 def table(rows: list[dict], trained: dict) -> str:
-  lines = ['| model | trained | scale s | prompt accuracy | shuffled control | FD | '
-           'consistency MSE | NFE | s / sample |', '|---|---|---|---|---|---|---|---|---|']
+  lines = ['| model | trained | scale s | both right (prompt accuracy) | left | right | '
+           'duplicate | swap | shuffled control | FD | consistency MSE | NFE | s / sample |',
+           '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+  percent = lambda r, key: f'{100 * r[key]:.1f}%' if key in r else ''
   for r in rows:
     consistency = f"{r['consistency']:.4f}" if 'consistency' in r else ''
-    prompt, shuffled = ((f"{100 * r['prompt']:.1f}%", f"{100 * r['shuffled']:.1f}%")
-                        if 'prompt' in r else ('', ''))
-    lines.append(f"| {r['model']} | {trained[r['model']]} | {r['scale']:g} | {prompt} | "
-                 f"{shuffled} | {r['fd']:.2f} | {consistency} | {r['nfe']} | "
-                 f"{r['seconds']:.4f} |")
+    judged = ' | '.join(percent(r, k) for k in ('prompt', 'left', 'right', 'duplicate', 'swap',
+                                                 'shuffled'))
+    lines.append(f"| {r['model']} | {trained[r['model']]} | {r['scale']:g} | {judged} | "
+                 f"{r['fd']:.2f} | {consistency} | {r['nfe']} | {r['seconds']:.4f} |")
+  return '\n'.join(lines)
+
+
+def phrasing_table(rows: list[dict]) -> str:
+  """Both digits right per held-out phrasing, at each model's best scale."""
+  best = {}
+  for r in rows:
+    if 'phrasings' in r and r['prompt'] > best.get(r['model'], {'prompt': -1})['prompt']:
+      best[r['model']] = r
+  lines = ['| phrasing | ' + ' | '.join(f'{m} (s = {r["scale"]:g})' for m, r in best.items())
+           + ' |', '|---|' + '---|' * len(best)]
+  for k, template in enumerate(bundled.PAIR_TEMPLATES):
+    cells = ' | '.join(f"{100 * r['phrasings'][k]:.0f}%" if k in r['phrasings'] else ''
+                       for r in best.values())
+    lines.append(f'| `{template}` | {cells} |')
   return '\n'.join(lines)
 
 
@@ -208,6 +240,9 @@ def main() -> None:
     rows += measure(model, workdirs[model], args)
   print(f"`python {' '.join(sys.argv)}`\n")
   print(table(rows, trained))
+  if any('phrasings' in r for r in rows):
+    print('\nBoth digits right per held-out phrasing (each pair\'s test captions have one):\n')
+    print(phrasing_table(rows))
   if 'cascade' in args.models:
     print('\nThe upsampler\'s prediction of x(0), given its own or another image\'s input:\n')
     print(reads_input(args.sr_workdir, args))

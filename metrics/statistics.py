@@ -192,12 +192,23 @@ def class_metrics(real_features: ArrayLike, real_labels: ArrayLike, fake_feature
 
 
 def pair_accuracy(pair_logits: ArrayLike, labels: ArrayLike) -> dict[str, float]:
-  """How often both digits of generated pairs are the prompt's ('prompt_accuracy'), and
-  each side alone, from `digit_pair_features`' logits [N, 100] and the prompts' pair
-  labels [N] (10 * left + right)."""
+  """How generated pairs of digits match their prompts, from `digit_pair_features`' logits
+  [N, 100] and the prompts' pair labels [N] (10 * left + right).
+
+  Returns:
+    'prompt_accuracy' (both digits, in order), 'left_accuracy' and 'right_accuracy' (each
+    side alone) over every prompt; over the prompts naming two different digits,
+    'duplicate_rate' (the same digit drawn twice: the model knew a digit but not where it
+    goes) and 'swap_rate' (both digits, in the other order). Rates are NaN without such
+    prompts.
+  """
   guess = np.argmax(np.asarray(pair_logits), axis=-1)
   labels = np.asarray(labels)
+  different = labels // 10 != labels % 10
+  rate = lambda hits: float(np.mean(hits[different])) if different.any() else float('nan')
   return {'prompt_accuracy': float(np.mean(guess == labels)),
           'left_accuracy': float(np.mean(guess // 10 == labels // 10)),
-          'right_accuracy': float(np.mean(guess % 10 == labels % 10))}
+          'right_accuracy': float(np.mean(guess % 10 == labels % 10)),
+          'duplicate_rate': rate(guess // 10 == guess % 10),
+          'swap_rate': rate(guess == 10 * (labels % 10) + labels // 10)}
 

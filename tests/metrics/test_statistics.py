@@ -158,3 +158,19 @@ def test_inception_score_of_evenly_spread_confident_predictions(classes_per_samp
     logits[np.arange(n), (labels + shift) % k] = 1000.0
   mean, std = statistics.inception_score(logits, splits=10)
   assert mean == pytest.approx(k / classes_per_sample, rel=1e-12) and std < 1e-9
+
+
+def test_pair_accuracy_counts_sides_duplicates_and_swaps():
+  # Prompts (3, 7), (3, 7), (5, 5), (1, 2), (8, 9); guesses: right, duplicate 3, right,
+  # swapped, left digit only.
+  labels = np.array([37, 37, 55, 12, 89])
+  guesses = np.array([37, 33, 55, 21, 80])
+  logits = np.full((5, 100), -5.0)
+  logits[np.arange(5), guesses] = 0.0
+  found = statistics.pair_accuracy(logits, labels)
+  assert found == pytest.approx({
+      'prompt_accuracy': 2 / 5, 'left_accuracy': 4 / 5, 'right_accuracy': 2 / 5,
+      # over the 4 prompts of two different digits: one duplicate, one swap
+      'duplicate_rate': 1 / 4, 'swap_rate': 1 / 4})
+  same = statistics.pair_accuracy(logits[2:3], labels[2:3])
+  assert np.isnan(same['duplicate_rate']) and np.isnan(same['swap_rate'])
