@@ -97,7 +97,7 @@ def measure(model: str, workdir: str, args) -> list[dict]:
     evaluation = Evaluation(job)
     text_job = text_stage(job)
     prompts = test_prompts(text_job.data.parts('test', text_job.evaluation.batch_size),
-                           args.num_samples, distinct=False)
+                           args.num_samples, distinct=False, tokenizer=text_job.data.tokenizer)
     done = draw_cascade(job, state.ema_params, jax.random.key(0), args.num_samples,
                         prompts=prompts)
     network, real, _ = evaluation.features()

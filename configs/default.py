@@ -93,8 +93,14 @@ def get_default_config() -> ml_collections.ConfigDict:
   text.width = 512
   text.heads = 8
   text.max_len = 128  # tokens, the end-of-text token included; longer captions are truncated
-  # 'bytes': UTF-8 bytes + end-of-text + padding (nothing to download or train).
+  # 'bytes': UTF-8 bytes + end-of-text + padding (nothing to download or train); 'words': the
+  # training captions' words and punctuation, one token each (closed vocabularies); 'bpe':
+  # byte-pair encoding of text.vocab_size ids trained on the training captions (`tokenizers`).
+  # A trained tokenizer is written to workdir/tokenizer.json on the first run and read from
+  # there after; text.tokenizer_file starts a workdir from another's (a cascade's stages).
   text.tokenizer = 'bytes'
+  text.tokenizer_file = ''
+  text.vocab_size = 1024  # 'bpe' only: merges stop there (GLIDE's GPT-2 BPE: 50,257)
 
   # training.task='autoencoder': Latent Diffusion's first stage (models.AutoencoderKL, trained
   # by LDM's LPIPSWithDiscriminator loss, tasks.Autoencoder). Defaults: LDM's kl-f8 (Stable

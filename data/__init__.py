@@ -6,7 +6,7 @@
   bundled     the datasets that ship with scorelab: the 8x8 digits and the digit pairs
   folders     a folder of the user's own images
   transforms  decoding, resizing, flips, dequantisation, captions to tokens
-  text        the byte-level tokenizer of captions
+  text        captions as tokens: the byte, word and BPE tokenizers
   scaling     model space <-> [0, 1] <-> uint8 pixels <-> grey levels: what data.centered
               and data.levels mean, everywhere
   common      DatasetError and what the modules share

@@ -44,11 +44,13 @@ import grain
 import numpy as np
 import tensorflow_datasets as tfds
 
+from data import text
 from data.common import DatasetError, Example, PathLike
 from data.folders import FOLDER_PREFIX, open_folder
 from data.sources import check_caption_key, open_source
 from data.text import tokenize
-from data.transforms import augment, preprocess, to_model_space, tokenize_caption
+from data.transforms import (augment, preprocess, record_captions, to_model_space,
+                             tokenize_caption)
 
 # Song et al. crop CelebA's 178x218 portraits to the central 140x140 before resizing.
 _CENTRAL_CROP = {'celeb_a': 140}
@@ -84,7 +86,7 @@ class ImageDataset:
     process_index: this host.
     process_count: the number of hosts.
     max_len: tokens per caption (see `tokenize`); 0 when examples carry no captions.
-    tokenizer: the tokenizer of the captions, one of TOKENIZERS; '' without captions.
+    tokenizer: the tokenizer of the captions (data.text); None without captions.
   """
 
   num_examples: int
@@ -96,7 +98,7 @@ class ImageDataset:
   process_index: int
   process_count: int
   max_len: int
-  tokenizer: str
+  tokenizer: text.Tokenizer | None
   _train: grain.MapDataset = dataclasses.field(repr=False)  # host batches, by step
   _eval: grain.MapDataset = dataclasses.field(repr=False)  # examples, in order, no noise
 
@@ -164,6 +166,24 @@ class ImageDataset:
     return iter(batches.to_iter_dataset(_read_options(num_threads, prefetch)))
 
 
+def split_captions(name: str, split: str, *, data_dir: PathLike | None, caption_key: str,
+                   download: bool = False) -> list[str]:
+  """Every caption of every record of a tfds split, in order: what a tokenizer is trained
+  on (data.text).
+
+  Raises:
+    DatasetError: as `get_dataset`: a missing or corrupt dataset, a folder (no captions),
+      or no text feature caption_key.
+  """
+  if name.startswith(FOLDER_PREFIX):
+    raise DatasetError(f'image folders have no captions: caption_key {caption_key!r} needs a '
+                       "tfds dataset with a text feature, e.g. 'digit_pairs'")
+  source, info = open_source(name, split, data_dir=data_dir, download=download)
+  check_caption_key(info.features, caption_key, name)
+  return [c.decode('utf-8', errors='replace') if isinstance(c, bytes) else str(c)
+          for i in range(len(source)) for c in record_captions(source[i], caption_key)]
+
+
 def get_dataset(
     name: str,
     split: str,
@@ -181,7 +201,7 @@ def get_dataset(
     download: bool = False,
     caption_key: str = '',
     max_len: int = 32,
-    tokenizer: str = 'bytes',
+    tokenizer: text.Tokenizer = text.BYTES,
 ) -> ImageDataset:
   """Opens a split as deterministic per-step training batches and ordered eval epochs.
 
@@ -206,7 +226,7 @@ def get_dataset(
       several captions of an image, a training example takes one at random (drawn anew
       each epoch), an eval epoch the first. '' for none.
     max_len: tokens per caption, with caption_key.
-    tokenizer: one of TOKENIZERS, with caption_key.
+    tokenizer: the captions' tokenizer (data.text), with caption_key.
 
   Returns:
     An `ImageDataset`.
@@ -215,8 +235,8 @@ def get_dataset(
     DatasetError: the dataset is unknown, missing or corrupt (one line, within a second
       for tfds; a folder's open reads every image header), or it has no text feature
       caption_key (folders have none).
-    ValueError: the batch size does not divide among the hosts; with caption_key, an
-      unknown tokenizer or max_len < 2.
+    ValueError: the batch size does not divide among the hosts; with caption_key,
+      max_len < 2.
   """
   per_host = host_batch_size(global_batch_size, process_index, process_count)
   if caption_key:
@@ -266,7 +286,7 @@ def get_dataset(
       process_index=process_index,
       process_count=process_count,
       max_len=max_len if caption_key else 0,
-      tokenizer=tokenizer if caption_key else '',
+      tokenizer=tokenizer if caption_key else None,
       _train=train,
       _eval=examples.map(functools.partial(to_model_space, centered=centered)),
   )

@@ -9,7 +9,7 @@ from PIL import Image
 
 from data import scaling
 from data.common import Example
-from data.text import tokenize
+from data.text import Tokenizer, tokenize
 
 
 
@@ -77,13 +77,19 @@ def preprocess(record: dict[str, Any], *, image_size: int, crop: int | None,
   example = {'image': resize(image, image_size=image_size, crop=crop),
              'label': np.asarray(label, np.int32)}
   if caption_key:
-    value = record
-    for name in caption_key.split('/'):
-      value = value[name]
-    # A Sequence of Text decodes to a list or an array of bytes, a Text to bytes.
-    captions = np.asarray(value, dtype=object).reshape(-1)
+    captions = record_captions(record, caption_key)
     example['captions'] = captions if len(captions) else np.array([b''], dtype=object)
   return example
+
+
+def record_captions(record: dict[str, Any], caption_key: str) -> np.ndarray:
+  """A tfds record's captions under caption_key ('/' between nested names), an object
+  array [K] of bytes or str (K = 1 for a Text feature, maybe 0 for a Sequence of Text)."""
+  value = record
+  for name in caption_key.split('/'):
+    value = value[name]
+  # A Sequence of Text decodes to a list or an array of bytes, a Text to bytes.
+  return np.asarray(value, dtype=object).reshape(-1)
 
 
 def augment(
@@ -111,7 +117,7 @@ def augment(
   return example
 
 
-def tokenize_caption(example: Example, *, max_len: int, tokenizer: str) -> Example:
+def tokenize_caption(example: Example, *, max_len: int, tokenizer: Tokenizer) -> Example:
   """Replaces an example's captions [K] by the tokens of the first one (see `tokenize`).
 
   Returns:

@@ -28,14 +28,15 @@ import models
 import sde_lib
 import tasks
 from configs import default as default_config
-from data import bundled, text
+from data import bundled, pipeline, text
 from metrics import features
 from run_lib import evaluate
 from run_lib import state as state_lib
 from run_lib.conditions import (MASKS, SAMPLING_TASKS, Completion, Conditioning, named_mask,
                                 read_captions, read_mask, test_prompts)
 from run_lib.errors import JobError
-from run_lib.job import FINISHED, Data, Evaluation, Job, Sampling, Sweep, Training
+from run_lib.job import (FINISHED, TOKENIZER_FILE, Data, Evaluation, Job, Sampling, Sweep,
+                         Training)
 from run_lib.mesh import check_divisible, create_mesh
 from run_lib.stages import (CascadeBase, FirstStage, FirstStageWeights, GuidingClassifier,
                             LpipsWeights)
@@ -60,11 +61,12 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Job:
     if config[section][name] < 1:
       raise ValueError(f'{key} must be at least 1, got {config[section][name]}')
   check_divisible('sampling.batch_size', config.sampling.batch_size)
-  data = create_data(config, path)
+  tokenizer = create_tokenizer(config, path)
+  data = create_data(config, path, tokenizer)
   image_shape = (data.image_size, data.image_size, config.data.num_channels)
   sde = create_sde(config)
   sampler = create_sampler(config, sde)
-  task, fill_frozen = _create_task(config, sde, image_shape)
+  task, fill_frozen = _create_task(config, sde, image_shape, tokenizer=tokenizer)
   classifier = None
   if config.sampling.guidance == 'classifier':
     if not _pixel_space(task, image_shape):
@@ -86,7 +88,7 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Job:
     prompts = functools.cache(_prompts_reader(config, data))
   base = None
   if task.samples and task.input_shape(image_shape) is not None:
-    base = functools.cache(_base_loader(config, task.input_shape(image_shape)))
+    base = functools.cache(_base_loader(config, task.input_shape(image_shape), tokenizer))
   elif config.sampling.cascade_from:
     raise ValueError("sampling.cascade_from names the base stage of an upsampler "
                      "(training.task='super_resolution')")
@@ -229,9 +231,10 @@ def create_autoencoder(config: ml_collections.ConfigDict) -> models.AutoencoderK
   return model
 
 
-def create_text_encoder(config: ml_collections.ConfigDict) -> nn.Module | None:
-  """The text encoder of config.text, or None for text.layers = 0 (then no caption key
-  may be set)."""
+def create_text_encoder(config: ml_collections.ConfigDict,
+                        tokenizer: text.Tokenizer) -> nn.Module | None:
+  """The text encoder of config.text reading `tokenizer`'s ids, or None for text.layers = 0
+  (then no caption key may be set)."""
   txt, data, rate = config.text, config.data, config.conditioning.caption_dropout
   if txt.layers < 0:
     raise ValueError(f'text.layers must be 0 (no text) or more, got {txt.layers}')
@@ -245,9 +248,6 @@ def create_text_encoder(config: ml_collections.ConfigDict) -> nn.Module | None:
   if config.model.name not in _TEXT_MODELS:
     raise ValueError(f'text conditioning needs a network with attention layers '
                      f'({list(_TEXT_MODELS)}), not model {config.model.name!r}')
-  if txt.tokenizer not in text.TOKENIZERS:
-    raise ValueError(f'unknown text.tokenizer {txt.tokenizer!r}; known: '
-                     f'{list(text.TOKENIZERS)}')
   if not data.caption_key:
     raise ValueError('text.layers > 0 trains on captions: set data.caption_key (e.g. '
                      "'caption' for digit_pairs, 'captions/text' for coco_captions)")
@@ -259,8 +259,59 @@ def create_text_encoder(config: ml_collections.ConfigDict) -> nn.Module | None:
                      f'text.heads={txt.heads}')
   if not 0.0 <= rate <= 1.0:
     raise ValueError(f'conditioning.caption_dropout must be in [0, 1], got {rate}')
-  return models.TextEncoder(vocab_size=text.VOCAB_SIZE, max_len=txt.max_len, width=txt.width,
-                            layers=txt.layers, heads=txt.heads)
+  return models.TextEncoder(vocab_size=tokenizer.vocab_size, max_len=txt.max_len,
+                            width=txt.width, layers=txt.layers, heads=txt.heads)
+
+
+def create_tokenizer(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> text.Tokenizer:
+  """The captions' tokenizer of config.text: the bytes', or a trained one, which is the
+  workdir's own once it has trained (workdir/tokenizer.json, written by train), else
+  text.tokenizer_file's, else trained now on the training split's captions.
+
+  Raises:
+    ValueError: an unknown text.tokenizer, a missing or foreign tokenizer file, or a workdir
+      whose checkpoints read other tokens than the config's.
+  """
+  txt = config.text
+  if txt.tokenizer not in text.TOKENIZERS:
+    raise ValueError(f'unknown text.tokenizer {txt.tokenizer!r}; known: '
+                     f'{list(text.TOKENIZERS)}')
+  own = workdir / TOKENIZER_FILE
+  if txt.tokenizer == 'bytes' or not txt.layers:
+    if txt.tokenizer_file:
+      raise ValueError(f'text.tokenizer_file is the file of a trained tokenizer (words, bpe), '
+                       f'not of text.tokenizer={txt.tokenizer!r}')
+    if txt.layers and own.exists():
+      raise ValueError(f'{workdir} was trained on the tokens of its {TOKENIZER_FILE}; '
+                       f"text.tokenizer='bytes' cannot read its checkpoints")
+    return text.BYTES
+  given = text.load(txt.tokenizer_file) if txt.tokenizer_file else None
+  if own.exists():
+    tokenizer = text.load(own)
+    if given is not None and given.fingerprint != tokenizer.fingerprint:
+      raise ValueError(f'text.tokenizer_file {txt.tokenizer_file!r} is not the tokenizer the '
+                       f'checkpoints of {workdir} were trained with ({own})')
+  elif (workdir / 'config.json').exists():
+    raise ValueError(f'{workdir} was trained without a {TOKENIZER_FILE} (on bytes): '
+                     f'text.tokenizer={txt.tokenizer!r} cannot read its checkpoints')
+  elif given is not None:
+    tokenizer = given
+  else:
+    if txt.tokenizer == 'bpe' and txt.vocab_size < 257:
+      raise ValueError(f'text.vocab_size must hold the 256 bytes and a merge, got '
+                       f'{txt.vocab_size}')
+    data = config.data
+    captions = pipeline.split_captions(
+        data.dataset, 'train', caption_key=data.caption_key, download=data.download,
+        data_dir=data.data_dir or (str(workdir / 'data') if data.dataset in bundled.BUNDLED
+                                   else None))
+    tokenizer = (text.WordTokenizer.from_captions(captions) if txt.tokenizer == 'words'
+                 else text.BPETokenizer.train(captions, txt.vocab_size))
+  if tokenizer.name != txt.tokenizer:
+    source = own if own.exists() else txt.tokenizer_file
+    raise ValueError(f'{source} holds a {tokenizer.name!r} tokenizer, not '
+                     f'text.tokenizer={txt.tokenizer!r}')
+  return tokenizer
 
 
 def create_loss_fn(config: ml_collections.ConfigDict, sde: sde_lib.SDE) -> tasks.diffusion.LossFn:
@@ -305,7 +356,8 @@ def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransfo
 # The task: one constructor per training.task.
 
 
-def _diffusion_options(config: ml_collections.ConfigDict, sde: sde_lib.SDE, *,
+def _diffusion_options(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
+                       tokenizer: text.Tokenizer, *,
                        learned_variance: bool = False) -> dict[str, Any]:
   """What every task of the diffusion family takes: the parameterisation, the score
   network, the loss, the classes and their dropout, and the text encoder."""
@@ -320,10 +372,10 @@ def _diffusion_options(config: ml_collections.ConfigDict, sde: sde_lib.SDE, *,
                  model=create_model(config, learned_variance=learned_variance),
                  loss_fn=create_loss_fn(config, sde), num_classes=k,
                  label_dropout=float(rate))
-  encoder = create_text_encoder(config)
+  encoder = create_text_encoder(config, tokenizer)
   if encoder is not None:
-    empty, _ = text.tokenize([''], max_len=config.text.max_len, tokenizer=config.text.tokenizer)
-    options.update(text=encoder, empty_caption=empty[0], pad_token=text.PAD,
+    empty, _ = text.tokenize([''], max_len=config.text.max_len, tokenizer=tokenizer)
+    options.update(text=encoder, empty_caption=empty[0], pad_token=tokenizer.pad,
                    caption_dropout=float(config.conditioning.caption_dropout))
   return options
 
@@ -343,13 +395,14 @@ def _no_upsampler(config: ml_collections.ConfigDict) -> None:
 BuiltTask = tuple[Any, Callable | None]  # the task, and what fills its frozen trees
 
 
-def _diffusion(config, sde, image_shape, first_stage) -> BuiltTask:
+def _diffusion(config, sde, image_shape, first_stage, tokenizer) -> BuiltTask:
   del image_shape, first_stage
   _no_upsampler(config)
-  return tasks.Diffusion(sde, **_diffusion_options(config, sde, learned_variance=True)), None
+  return tasks.Diffusion(sde, **_diffusion_options(config, sde, tokenizer,
+                                                   learned_variance=True)), None
 
 
-def _super_resolution(config, sde, image_shape, first_stage) -> BuiltTask:
+def _super_resolution(config, sde, image_shape, first_stage, tokenizer) -> BuiltTask:
   del first_stage
   c, size = config.conditioning, image_shape[0]
   if config.model.name not in _TEXT_MODELS:
@@ -361,23 +414,25 @@ def _super_resolution(config, sde, image_shape, first_stage) -> BuiltTask:
   for key in ('aug_level', 'aug_max'):
     if not 0.0 <= c[key] <= 1.0:
       raise ValueError(f'conditioning.{key} must be in [0, 1] (a fraction of T), got {c[key]}')
-  return tasks.SuperResolution(sde, **_diffusion_options(config, sde), low_size=int(c.low_size),
+  return tasks.SuperResolution(sde, **_diffusion_options(config, sde, tokenizer),
+                               low_size=int(c.low_size),
                                aug_level=float(c.aug_level), aug_max=float(c.aug_max)), None
 
 
-def _latent(config, sde, image_shape, first_stage) -> BuiltTask:
+def _latent(config, sde, image_shape, first_stage, tokenizer) -> BuiltTask:
   _no_upsampler(config)
   if config.latent.scale_batches < 1:
     raise ValueError(f'latent.scale_batches must be at least 1, got {config.latent.scale_batches}')
   first_stage = first_stage or load_first_stage(config, image_shape)
-  task = tasks.Latent(sde, **_diffusion_options(config, sde), first_stage=first_stage.task,
+  task = tasks.Latent(sde, **_diffusion_options(config, sde, tokenizer),
+                      first_stage=first_stage.task,
                       sample_posterior=bool(config.latent.sample_posterior))
   return task, FirstStageWeights(first_stage, float(config.latent.scale),
                                  int(config.latent.scale_batches))
 
 
-def _classifier(config, sde, image_shape, first_stage) -> BuiltTask:
-  del image_shape, first_stage
+def _classifier(config, sde, image_shape, first_stage, tokenizer) -> BuiltTask:
+  del image_shape, first_stage, tokenizer
   _no_text(config)
   _no_upsampler(config)
   if config.model.name != 'ncsnpp':
@@ -393,8 +448,8 @@ def _classifier(config, sde, image_shape, first_stage) -> BuiltTask:
   return tasks.NoisyClassifier(sde, create_parameterization(config, sde), model), None
 
 
-def _autoencoder(config, sde, image_shape, first_stage) -> BuiltTask:
-  del sde, first_stage
+def _autoencoder(config, sde, image_shape, first_stage, tokenizer) -> BuiltTask:
+  del sde, first_stage, tokenizer
   _no_text(config)
   _no_upsampler(config)
   a, size = config.autoencoder, image_shape[0]
@@ -424,27 +479,31 @@ def _autoencoder(config, sde, image_shape, first_stage) -> BuiltTask:
   return task, LpipsWeights(a.lpips_weights) if a.lpips_weights else None
 
 
-# training.task -> its constructor (config, sde, image_shape, first_stage) -> (task, filler).
+# training.task -> its constructor (config, sde, image_shape, first_stage, tokenizer) ->
+# (task, filler).
 TASK_BUILDERS = {'diffusion': _diffusion, 'super_resolution': _super_resolution,
                  'classifier': _classifier, 'autoencoder': _autoencoder, 'latent': _latent}
 assert list(TASK_BUILDERS) == list(tasks.TASKS)
 
 
 def _create_task(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
-                 image_shape: tuple[int, ...],
-                 first_stage: FirstStage | None = None) -> BuiltTask:
+                 image_shape: tuple[int, ...], first_stage: FirstStage | None = None, *,
+                 tokenizer: text.Tokenizer) -> BuiltTask:
   name = config.training.task
   if name not in TASK_BUILDERS:
     raise ValueError(f'unknown training.task {name!r}; known: {list(TASK_BUILDERS)}')
-  return TASK_BUILDERS[name](config, sde, image_shape, first_stage)
+  return TASK_BUILDERS[name](config, sde, image_shape, first_stage, tokenizer)
 
 
-def create_task(config: ml_collections.ConfigDict, *, first_stage: FirstStage | None = None):
+def create_task(config: ml_collections.ConfigDict, *, first_stage: FirstStage | None = None,
+                tokenizer: text.Tokenizer = text.BYTES):
   """The task of training.task (tasks.TASKS) as a job builds it; a latent task's first
   stage is `first_stage` when given (e.g. `first_stage_of` an autoencoder config), else
-  latent.autoencoder_workdir's or latent.autoencoder_weights'."""
+  latent.autoencoder_workdir's or latent.autoencoder_weights'; a text model reads
+  `tokenizer`'s ids (a job's: `create_tokenizer`)."""
   image_shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
-  return _create_task(config, create_sde(config), image_shape, first_stage)[0]
+  return _create_task(config, create_sde(config), image_shape, first_stage,
+                      tokenizer=tokenizer)[0]
 
 
 # ---------------------------------------------------------------------------------------
@@ -600,16 +659,18 @@ def _prompts_reader(config: ml_collections.ConfigDict, data: Data) -> Callable:
   s, txt = config.sampling, config.text
   if s.captions_file:
     return functools.partial(read_captions, s.captions_file, max_len=txt.max_len,
-                             tokenizer=txt.tokenizer, num_samples=s.num_samples)
+                             tokenizer=data.tokenizer, num_samples=s.num_samples)
   batch = config.eval.batch_size
-  return lambda: test_prompts(data.parts('test', batch), _TEST_PROMPTS, distinct=True)
+  return lambda: test_prompts(data.parts('test', batch), _TEST_PROMPTS, distinct=True,
+                              tokenizer=data.tokenizer)
 
 
 # ---------------------------------------------------------------------------------------
 # Data, training and evaluation settings.
 
 
-def create_data(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Data:
+def create_data(config: ml_collections.ConfigDict, workdir: pathlib.Path,
+                tokenizer: text.Tokenizer) -> Data:
   """How the job opens its dataset. data.data_dir defaults to workdir/data for the bundled
   datasets (built there), to tfds' own for the others."""
   data = config.data
@@ -622,7 +683,7 @@ def create_data(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Dat
               num_channels=data.num_channels, centered=data.centered, levels=data.levels,
               random_flip=data.random_flip, uniform_dequantization=data.uniform_dequantization,
               download=data.download, caption_key=data.caption_key, max_len=config.text.max_len,
-              tokenizer=config.text.tokenizer, seed=config.seed)
+              tokenizer=tokenizer, seed=config.seed)
 
 
 def create_training(config: ml_collections.ConfigDict) -> Training:
@@ -804,11 +865,13 @@ def first_stage_of(ae_config: ml_collections.ConfigDict, source: str) -> FirstSt
   return FirstStage(task, source, None)
 
 
-def _base_loader(config: ml_collections.ConfigDict, low: tuple[int, ...]) -> Callable:
+def _base_loader(config: ml_collections.ConfigDict, low: tuple[int, ...],
+                 tokenizer: text.Tokenizer) -> Callable:
   """load_base of an upsampler of `low` images with sampling.cascade_from and
   sampling.base_overrides (the captions' tokenizer and length when it reads text)."""
   txt = config.text
-  tokens = {'tokenizer': txt.tokenizer, 'max_len': txt.max_len} if txt.layers else None
+  tokens = ({'tokenizer': tokenizer.fingerprint, 'max_len': txt.max_len} if txt.layers
+            else None)
   return functools.partial(load_base, config.sampling.cascade_from,
                            config.sampling.base_overrides, low=low, tokens=tokens,
                            task_name=config.training.task)
@@ -835,7 +898,7 @@ def load_base(path: str, overrides: str, *, low: tuple[int, ...], tokens: dict |
     raise JobError(f'the base model in {path!r} samples images {base.image_shape}; the '
                    f'upsampler takes {low} (conditioning.low_size, data.num_channels)')
   if tokens is not None:
-    theirs = {k: base_config.text[k] for k in tokens}
+    theirs = {'tokenizer': base.data.tokenizer.fingerprint, 'max_len': base_config.text.max_len}
     if not base.conditioning.text or tokens != theirs:
       raise JobError(f'the upsampler reads captions ({tokens}); the base model in {path!r} '
                      + ('reads none' if not base.conditioning.text else f'reads {theirs}')

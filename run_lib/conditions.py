@@ -135,7 +135,8 @@ class Prompts:
     return (np.asarray(index) // per_row) % len(self.captions)
 
 
-def read_captions(path: str, *, max_len: int, tokenizer: str, num_samples: int) -> Prompts:
+def read_captions(path: str, *, max_len: int, tokenizer: text.Tokenizer,
+                  num_samples: int) -> Prompts:
   """A captions file: one caption per line (blank lines skipped), each no longer than
   max_len - 1 tokens and no more lines than num_samples (sampling.captions_file)."""
   try:
@@ -152,18 +153,24 @@ def read_captions(path: str, *, max_len: int, tokenizer: str, num_samples: int) 
                    f'sampling.num_samples={num_samples} draws only the first {num_samples}: '
                    f'set --config.sampling.num_samples={len(numbered)} (or a multiple)')
   captions = tuple(line for _, line in numbered)
-  tokens, truncated = text.tokenize(captions, max_len=max_len, tokenizer=tokenizer)
-  if truncated.any():
-    line, caption = numbered[int(np.argmax(truncated))]
-    raise JobError(f'caption on line {line} of {path!r} has {len(caption.encode())} bytes; '
-                   f'the model reads at most text.max_len - 1 = {max_len - 1}')
+  for line, caption in numbered:
+    try:
+      n = len(tokenizer.encode(caption))
+    except ValueError as e:  # a word outside a word tokenizer's vocabulary
+      raise JobError(f'line {line} of {path!r}: {e}') from None
+    if n > max_len - 1:
+      unit = 'bytes' if tokenizer.name == 'bytes' else 'tokens'
+      raise JobError(f'caption on line {line} of {path!r} has {n} {unit}; the model reads at '
+                     f'most text.max_len - 1 = {max_len - 1}')
+  tokens, _ = text.tokenize(captions, max_len=max_len, tokenizer=tokenizer)
   return Prompts(captions, tokens, None, path)
 
 
-def test_prompts(parts: Iterable[dict[str, np.ndarray]], n: int, *, distinct: bool) -> Prompts:
+def test_prompts(parts: Iterable[dict[str, np.ndarray]], n: int, *, distinct: bool,
+                 tokenizer: text.Tokenizer) -> Prompts:
   """The captions (and labels) of the first test examples, from a split's gathered `parts`
-  (run_lib.job.Data.parts): n of them, or with `distinct` the first n different captions
-  (fewer if the split has fewer)."""
+  (run_lib.job.Data.parts) tokenized by `tokenizer`: n of them, or with `distinct` the first
+  n different captions (fewer if the split has fewer)."""
   tokens, labels, seen = [], [], set()
   for part in parts:
     for row, label in zip(part['tokens'], part['label'], strict=True):
@@ -175,7 +182,7 @@ def test_prompts(parts: Iterable[dict[str, np.ndarray]], n: int, *, distinct: bo
     if len(tokens) >= n:
       break
   tokens, labels = np.stack(tokens[:n]), np.asarray(labels[:n], np.int32)
-  return Prompts(tuple(text.detokenize(tokens)), tokens, labels, 'the test split')
+  return Prompts(tuple(text.detokenize(tokens, tokenizer)), tokens, labels, 'the test split')
 
 
 MASKS = ('left', 'right', 'top', 'bottom', 'center')

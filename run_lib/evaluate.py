@@ -337,7 +337,8 @@ class SampleQuality:
     prompts = None
     if text_job.conditioning.text:
       ev = text_job.evaluation
-      prompts = test_prompts(text_job.data.parts(ev.split, ev.batch_size), n, distinct=False)
+      prompts = test_prompts(text_job.data.parts(ev.split, ev.batch_size), n, distinct=False,
+                             tokenizer=text_job.data.tokenizer)
     done = draw_cascade(job, params, jax.random.fold_in(evaluation.key, 1), n,
                         desc='eval samples', prompts=prompts)
     drawn = done.final

@@ -19,13 +19,15 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import sde_lib
-from data import pipeline
+from data import pipeline, text
 from data.common import DatasetError
 from run_lib import state as state_lib
 from run_lib.conditions import Completion, Conditioning, Prompts, guided_score_fn
 from run_lib.errors import JobError
 from run_lib.mesh import gather
 
+# A trained tokenizer's file in the workdir whose checkpoints read its tokens.
+TOKENIZER_FILE = 'tokenizer.json'
 # Written into a workdir when its training ends as configured (n_iters or max_minutes): a
 # latent model's autoencoder must be one that did.
 FINISHED = 'finished.json'
@@ -54,7 +56,7 @@ class Data:
   download: bool
   caption_key: str
   max_len: int
-  tokenizer: str
+  tokenizer: text.Tokenizer
   seed: int
 
   def open(self, split: str, batch_size: int) -> pipeline.ImageDataset:

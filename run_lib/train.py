@@ -15,7 +15,7 @@ from jax.sharding import PartitionSpec as P
 
 from run_lib import io
 from run_lib.errors import JobError
-from run_lib.job import FINISHED, Job
+from run_lib.job import FINISHED, TOKENIZER_FILE, Job
 from run_lib.mesh import check_divisible
 from run_lib.sample import draw, save_grid
 from run_lib.state import TrainState, init_state
@@ -120,6 +120,8 @@ def train(job: Job) -> TrainState:
   test_data = job.data.open('test', training.batch_size)
   if jax.process_index() == 0:
     (job.workdir / 'config.json').write_text(job.config_json)
+    if job.data.tokenizer.to_json():  # a trained one: what the checkpoints' tokens mean
+      job.data.tokenizer.save(job.workdir / TOKENIZER_FILE)
 
   finished = job.workdir / FINISHED
   if jax.process_index() == 0:

@@ -129,8 +129,6 @@ def test_bytes_str_and_numpy_object_captions_tokenize_alike():
 
 
 def test_tokenizer_errors():
-  with pytest.raises(ValueError, match=r"unknown tokenizer 'gpt2'; known: \['bytes'\]"):
-    text.tokenize(['a'], max_len=8, tokenizer='gpt2')
   with pytest.raises(ValueError, match='max_len must be at least 2'):
     text.tokenize(['a'], max_len=1)
   with pytest.raises(TypeError, match='sequence of captions'):
@@ -253,7 +251,7 @@ def test_rebuilding_gives_the_same_dataset_within_seconds(pairs_dir, pair_record
 
 def test_training_tokens_decode_to_each_examples_caption(pairs_dir):
   ds = _open(pairs_dir, **AUGMENTED)
-  assert (ds.num_classes, ds.max_len, ds.tokenizer) == (100, 32, 'bytes')
+  assert (ds.num_classes, ds.max_len, ds.tokenizer) == (100, 32, text.BYTES)
   batch = ds.batch(3)
   assert batch['tokens'].dtype == np.int32 and batch['tokens'].shape == (64, 32)
   assert batch['truncated'].dtype == bool and not batch['truncated'].any()
@@ -262,7 +260,7 @@ def test_training_tokens_decode_to_each_examples_caption(pairs_dir):
     assert 10 * left + right == label
   # Captions change nothing else: flips and noise are drawn before the caption.
   plain = _open(pairs_dir, caption_key='', **AUGMENTED)
-  assert (plain.max_len, plain.tokenizer) == (0, '') and set(plain.batch(3)) == {'image', 'label'}
+  assert (plain.max_len, plain.tokenizer) == (0, None) and set(plain.batch(3)) == {'image', 'label'}
   for key in ['image', 'label']:
     np.testing.assert_array_equal(plain.batch(3)[key], batch[key])
 
@@ -308,10 +306,18 @@ def test_a_missing_or_non_text_caption_key_fails_naming_the_features(pairs_dir):
   assert 'caption (Text)' in message and 'label (ClassLabel)' in message
   _assert_fast_one_line_error(common.DatasetError, "no text feature 'label'",
                               lambda: _open(pairs_dir, caption_key='label'))
-  _assert_fast_one_line_error(ValueError, 'unknown tokenizer',
-                              lambda: _open(pairs_dir, tokenizer='clip'))
   _assert_fast_one_line_error(ValueError, 'max_len must be',
                               lambda: _open(pairs_dir, max_len=1))
+
+
+def test_split_captions_are_every_caption_of_the_split_in_order(pairs_dir, pair_records):
+  # What a word or BPE tokenizer is trained on.
+  found = pipeline.split_captions('digit_pairs', 'train', data_dir=pairs_dir,
+                                  caption_key='caption')
+  assert found == pair_records['train']['caption']
+  with pytest.raises(common.DatasetError, match="no text feature 'text'"):
+    pipeline.split_captions('digit_pairs', 'train', data_dir=pairs_dir,
+                            caption_key='text')
 
 
 def test_folders_have_no_captions(tmp_path):

@@ -15,6 +15,7 @@ from PIL import Image
 import run_lib
 from configs.digits import vp as digits_vp
 from configs.text import digit_pairs, digit_pairs_sr
+from data import bundled, text
 from run_lib import io
 from run_lib.errors import JobError
 from sde_lib import sampling
@@ -199,3 +200,88 @@ def test_a_text_cascade_draws_its_captions_through_both_stages(text_trained, pai
   saved = np.load(jobs.only(tmp_path / 'samples', 'samples_00000001_*.npz'))
   assert images.shape == (4, 16, 16, 1) and saved['stage0_images'].shape == (4, 8, 8, 1)
   assert saved['captions'].tolist() == ['left 3, right 7'] * 2 + ['left 1, right 2'] * 2
+
+
+@pytest.fixture(scope='module')
+def words_trained(tmp_path_factory, pairs_data_dir) -> pathlib.Path:
+  """A 1-step text run on the word tokenizer (tokens: one per word)."""
+  workdir = tmp_path_factory.mktemp('words')
+  config = jobs.text_config(pairs_data_dir)
+  config.text.tokenizer = 'words'
+  config.training.update(n_iters=1, snapshot_sampling=False, eval_freq=100)
+  jobs.train(config, workdir)
+  return workdir
+
+
+def _words_config(pairs_data_dir, **sampling_options):
+  config = jobs.text_config(pairs_data_dir, **sampling_options)
+  config.text.tokenizer = 'words'
+  return config
+
+
+def test_a_trained_tokenizer_is_the_workdirs_and_its_encoder_reads_its_ids(
+    words_trained, pairs_data_dir, tmp_path):
+  saved = text.load(words_trained / 'tokenizer.json')
+  job = run_lib.build(_words_config(pairs_data_dir), str(words_trained))
+  assert job.data.tokenizer.fingerprint == saved.fingerprint and saved.name == 'words'
+  assert job.task.text.vocab_size == saved.vocab_size < text.VOCAB_SIZE
+  params = job.restore().params
+  assert params['text']['token_embedding']['embedding'].shape[0] == saved.vocab_size
+  # The test captions, read back through the tokenizer: whole words, none truncated.
+  prompts = job.prompts()
+  assert all(c in bundled_captions() for c in prompts.captions)
+  captions = tmp_path / 'prompts.txt'
+  captions.write_text('3 to the left of 7\n8 to the left of zebra\n')
+  with pytest.raises(JobError, match=r"line 2 of .*prompts.txt.*vocabulary of \d+: \['zebra'\]"):
+    jobs.sample(_words_config(pairs_data_dir, captions_file=str(captions), num_samples=4),
+                words_trained)
+
+
+def bundled_captions() -> set[str]:
+  return {bundled.pair_caption(left, right, t) for t in range(len(bundled.PAIR_TEMPLATES))
+          for left in range(10) for right in range(10)}
+
+
+def test_checkpoints_are_not_read_with_another_tokenizer(words_trained, text_trained,
+                                                          pairs_data_dir, tmp_path):
+  other = tmp_path / 'other.json'
+  text.WordTokenizer.from_captions(['3 to the left of 7']).save(other)
+  cases = [
+      (jobs.text_config(pairs_data_dir), words_trained,
+       "was trained on the tokens of its tokenizer.json; text.tokenizer='bytes' cannot read"),
+      (_words_config(pairs_data_dir), text_trained,
+       "was trained without a tokenizer.json (on bytes): text.tokenizer='words' cannot read"),
+  ]
+  foreign = _words_config(pairs_data_dir)
+  foreign.text.tokenizer_file = str(other)
+  cases.append((foreign, words_trained, 'other.json\' is not the tokenizer the checkpoints'))
+  bpe = _words_config(pairs_data_dir)
+  bpe.text.tokenizer = 'bpe'
+  cases.append((bpe, words_trained, "holds a 'words' tokenizer, not text.tokenizer='bpe'"))
+  for config, workdir, message in cases:
+    jobs.expect_build_error(config, workdir, message)
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'text.tokenizer_file': '/no/tokenizer.json'}, "no tokenizer file '/no/tokenizer.json'"),
+    ({'text.tokenizer': 'bytes', 'text.tokenizer_file': 'x.json'},
+     "text.tokenizer_file is the file of a trained tokenizer (words, bpe), not of "
+     "text.tokenizer='bytes'"),
+    ({'text.tokenizer': 'bpe', 'text.vocab_size': 100},
+     'text.vocab_size must hold the 256 bytes and a merge, got 100'),
+])
+def test_bad_tokenizer_settings_name_the_key(tmp_path, pairs_data_dir, overrides, message):
+  jobs.expect_build_error(jobs.override(_words_config(pairs_data_dir), overrides), tmp_path,
+                          message)
+
+
+def test_a_bpe_job_trains_its_tokenizer_on_the_training_captions(tmp_path, pairs_data_dir):
+  config = _words_config(pairs_data_dir)
+  config.text.update(tokenizer='bpe', vocab_size=300)
+  job = run_lib.build(config, str(tmp_path))
+  tokenizer = job.data.tokenizer
+  assert tokenizer.name == 'bpe' and job.task.text.vocab_size == tokenizer.vocab_size <= 302
+  assert not (tmp_path / 'tokenizer.json').exists()  # written when training starts
+  # Held-out test phrasings still round trip (byte-level BPE has every byte).
+  batch = next(job.data.open('test', 8).epoch(8))
+  assert all(c in bundled_captions() for c in text.detokenize(batch['tokens'], tokenizer))
