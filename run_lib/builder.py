@@ -271,6 +271,7 @@ def create_tokenizer(config: ml_collections.ConfigDict, workdir: pathlib.Path) -
   Raises:
     ValueError: an unknown text.tokenizer, a missing or foreign tokenizer file, or a workdir
       whose checkpoints read other tokens than the config's.
+    DatasetError: the training captions cannot be read.
   """
   txt = config.text
   if txt.tokenizer not in text.TOKENIZERS:
@@ -301,10 +302,8 @@ def create_tokenizer(config: ml_collections.ConfigDict, workdir: pathlib.Path) -
       raise ValueError(f'text.vocab_size must hold the 256 bytes and a merge, got '
                        f'{txt.vocab_size}')
     data = config.data
-    captions = pipeline.split_captions(
-        data.dataset, 'train', caption_key=data.caption_key, download=data.download,
-        data_dir=data.data_dir or (str(workdir / 'data') if data.dataset in bundled.BUNDLED
-                                   else None))
+    captions = pipeline.split_captions(data.dataset, 'train', data_dir=_data_dir(config, workdir),
+                                       caption_key=data.caption_key, download=data.download)
     tokenizer = (text.WordTokenizer.from_captions(captions) if txt.tokenizer == 'words'
                  else text.BPETokenizer.train(captions, txt.vocab_size))
   if tokenizer.name != txt.tokenizer:
@@ -669,18 +668,23 @@ def _prompts_reader(config: ml_collections.ConfigDict, data: Data) -> Callable:
 # Data, training and evaluation settings.
 
 
+def _data_dir(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> str | None:
+  """data.data_dir, or workdir/data for the bundled datasets (built there), tfds' own for
+  the others."""
+  data = config.data
+  return data.data_dir or (str(workdir / 'data') if data.dataset in bundled.BUNDLED else None)
+
+
 def create_data(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                 tokenizer: text.Tokenizer) -> Data:
-  """How the job opens its dataset. data.data_dir defaults to workdir/data for the bundled
-  datasets (built there), to tfds' own for the others."""
+  """How the job opens its dataset (`_data_dir`), its captions read by `tokenizer`."""
   data = config.data
   if isinstance(data.levels, bool) or not isinstance(data.levels, int) or data.levels < 2:
     raise ValueError(f'data.levels must be an integer >= 2 (the grey levels of the data: 256 '
                      f'for 8-bit images), got {data.levels!r}')
-  data_dir = data.data_dir or (str(workdir / 'data') if data.dataset in bundled.BUNDLED
-                               else None)
-  return Data(dataset=data.dataset, data_dir=data_dir, image_size=data.image_size,
-              num_channels=data.num_channels, centered=data.centered, levels=data.levels,
+  return Data(dataset=data.dataset, data_dir=_data_dir(config, workdir),
+              image_size=data.image_size, num_channels=data.num_channels,
+              centered=data.centered, levels=data.levels,
               random_flip=data.random_flip, uniform_dequantization=data.uniform_dequantization,
               download=data.download, caption_key=data.caption_key, max_len=config.text.max_len,
               tokenizer=tokenizer, seed=config.seed)
