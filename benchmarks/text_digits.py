@@ -17,7 +17,9 @@ the features of their bilinear upsampling), 'left' and 'right' each side alone, 
 the prompts of two different digits 'duplicate' (one digit drawn on both halves) and 'swap'
 (the two digits in the other order); 'shuffled' the same images judged against the
 captions of a random permutation of the prompts (a control that must fall to chance, ~1%).
-A second table gives the accuracy per held-out phrasing at each model's best scale.
+A second table gives the accuracy per held-out phrasing at each model's best scale, and a
+line how often the judge reads real test pairs right (it must, >= 97%, for the accuracy to
+measure the model).
 FD is in those features (two halves side by side) against the test split; 'consistency' is
 the cascade's mean squared error between its upsampled images, downsampled, and the base's
 samples. Seconds per sample: a second (compiled) draw of --time-batch samples, all stages.
@@ -122,6 +124,18 @@ def measure(model: str, workdir: str, args) -> list[dict]:
     print(json.dumps(row), file=sys.stderr, flush=True)
     rows.append(row)
   return rows
+
+
+def judge(workdir: str, args) -> str:
+  """How the judging classifier reads the first --num-samples real 16x16 test pairs."""
+  job = run_lib.build(_config('single', args, 1.0), workdir)
+  network, _, _ = Evaluation(job).features()
+  examples = job.data.examples('test', job.evaluation.batch_size, limit=args.num_samples)
+  _, logits = network(scaling.to_unit(examples['image'], centered=job.data.centered))
+  read = statistics.pair_accuracy(np.asarray(logits), examples['label'])
+  return (f"The judge reads {100 * read['prompt_accuracy']:.1f}% of {len(logits)} real test "
+          f"pairs right (left {100 * read['left_accuracy']:.1f}%, right "
+          f"{100 * read['right_accuracy']:.1f}%).")
 
 
 def reads_input(workdir: str, args, n: int = 200) -> str:
@@ -240,6 +254,8 @@ def main() -> None:
     rows += measure(model, workdirs[model], args)
   print(f"`python {' '.join(sys.argv)}`\n")
   print(table(rows, trained))
+  if 'single' in args.models:
+    print('\n' + judge(args.single_workdir, args))
   if any('phrasings' in r for r in rows):
     print('\nBoth digits right per held-out phrasing (each pair\'s test captions have one):\n')
     print(phrasing_table(rows))

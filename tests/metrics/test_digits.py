@@ -94,9 +94,11 @@ def test_pair_features_read_the_two_digits_of_the_pairs_in_order(pairs_data_dir,
   assert features.shape == (200, 128) and logits.shape == (200, 100)
   # The joint log-probabilities are those of two independent halves: they normalise.
   np.testing.assert_allclose(jax.scipy.special.logsumexp(logits, axis=1), 0.0, atol=1e-4)
+  # The judge of the text benchmark: real test pairs (unseen writers) read right at least
+  # 97% of the time, so that its prompt accuracy measures the model (issue 21's target).
   real = statistics.pair_accuracy(logits, labels)
-  assert real['prompt_accuracy'] > 0.85 and min(real['left_accuracy'],
-                                                real['right_accuracy']) > 0.92
+  assert real['prompt_accuracy'] >= 0.97 and min(real['left_accuracy'],
+                                                 real['right_accuracy']) >= 0.98
   swapped = statistics.pair_accuracy(logits, 10 * (labels % 10) + labels // 10)
   different = labels // 10 != labels % 10
   assert swapped['prompt_accuracy'] < 0.15 + np.mean(~different)
