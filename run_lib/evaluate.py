@@ -68,6 +68,12 @@ class Evaluation:
                       gather(mask)))
     return results
 
+  @staticmethod
+  def rows(parts: list[tuple[Any, np.ndarray]], pick: Callable = lambda out: out) -> np.ndarray:
+    """The real (unpadded) rows of every host of `per_batch`'s per-example outputs, in
+    order: pick(outputs) [B, ...] of each batch, gathered and masked."""
+    return np.concatenate([gather(pick(out))[mask] for out, mask in parts])
+
   def test_batches(self) -> list[dict[str, np.ndarray]]:
     """This host's share of the eval split's batches, in order, padded."""
     if self._test is None:
@@ -226,7 +232,7 @@ class ProbabilityFlowBpd:
       return bpd
 
     parts = evaluation.per_batch('eval_bpd_ode', bpd, params, step)
-    return {'bpd_ode': float(np.mean(np.concatenate([gather(out)[mask] for out, mask in parts])))}
+    return {'bpd_ode': float(np.mean(evaluation.rows(parts)))}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,8 +272,7 @@ class VariationalBound:
     parts = evaluation.per_batch('eval_bpd_vlb', bound, params, step)
     names = {'total': 'bpd_vlb', 'prior': 'bpd_vlb_prior', 'decoder': 'bpd_vlb_decoder',
              'kl': 'bpd_vlb_terms'}
-    return {key: float(np.mean(np.concatenate([gather(getattr(out, part))[mask]
-                                               for out, mask in parts])))
+    return {key: float(np.mean(evaluation.rows(parts, lambda out: getattr(out, part))))
             for part, key in names.items()}
 
 
