@@ -176,12 +176,16 @@ def split_captions(name: str, split: str, *, data_dir: PathLike | None, caption_
       or no text feature caption_key.
   """
   if name.startswith(FOLDER_PREFIX):
-    raise DatasetError(f'image folders have no captions: caption_key {caption_key!r} needs a '
-                       "tfds dataset with a text feature, e.g. 'digit_pairs'")
+    raise _folder_captions(caption_key)
   source, info = open_source(name, split, data_dir=data_dir, download=download)
   check_caption_key(info.features, caption_key, name)
-  return [c.decode('utf-8', errors='replace') if isinstance(c, bytes) else str(c)
-          for i in range(len(source)) for c in record_captions(source[i], caption_key)]
+  return [text.as_str(c) for i in range(len(source))
+          for c in record_captions(source[i], caption_key)]
+
+
+def _folder_captions(caption_key: str) -> DatasetError:
+  return DatasetError(f'image folders have no captions: caption_key {caption_key!r} needs a '
+                      "tfds dataset with a text feature, e.g. 'digit_pairs'")
 
 
 def get_dataset(
@@ -243,8 +247,7 @@ def get_dataset(
     tokenize([''], max_len=max_len, tokenizer=tokenizer)  # fails fast on bad options
   if name.startswith(FOLDER_PREFIX):
     if caption_key:
-      raise DatasetError(f'image folders have no captions: caption_key {caption_key!r} needs a '
-                         "tfds dataset with a text feature, e.g. 'digit_pairs'")
+      raise _folder_captions(caption_key)
     source, num_channels, num_classes = open_folder(name[len(FOLDER_PREFIX):], split)
   else:
     source, info = open_source(name, split, data_dir=data_dir, download=download)

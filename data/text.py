@@ -33,7 +33,8 @@ VOCAB_SIZE = 258
 _WORDS = re.compile(r'[^\W\d_]+|\d|[^\w\s]|_')
 
 
-def _text(caption: str | bytes) -> str:
+def as_str(caption: str | bytes) -> str:
+  """A caption as str: tfds Text features decode to UTF-8 bytes."""
   return caption.decode('utf-8', errors='replace') if isinstance(caption, bytes) else caption
 
 
@@ -119,7 +120,7 @@ class WordTokenizer(Tokenizer):
     return {w: i for i, w in enumerate(self.words)}
 
   def encode(self, caption: str | bytes) -> list[int]:
-    caption = _text(caption)
+    caption = as_str(caption)
     words, ids = _WORDS.findall(caption.lower()), self._ids
     unknown = sorted({w for w in words if w not in ids})
     if unknown:
@@ -175,7 +176,7 @@ class BPETokenizer(Tokenizer):
     return self._tokenizer.get_vocab_size() + 2
 
   def encode(self, caption: str | bytes) -> list[int]:
-    return self._tokenizer.encode(_text(caption)).ids
+    return self._tokenizer.encode(as_str(caption)).ids
 
   def decode(self, ids: Sequence[int]) -> str:
     return self._tokenizer.decode([int(i) for i in ids])
