@@ -122,7 +122,7 @@ def _score_sde_defaults(config: ml_collections.ConfigDict, *, dataset: str, imag
   training.snapshot_freq = 50_000
   training.snapshot_freq_for_preemption = snapshot_freq_for_preemption
   training.snapshot_sampling = True
-  training.likelihood_weighting = False
+  training.loss_weighting = 'noise'
   training.continuous = True
   training.reduce_mean = False
   training.n_jitted_steps = 5

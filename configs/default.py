@@ -153,7 +153,10 @@ def get_default_config() -> ml_collections.ConfigDict:
   training.n_iters = 1_300_001
   training.continuous = True  # continuous-time DSM; False: DDPM (VP) or SMLD (VE) loss
   training.reduce_mean = False
-  training.likelihood_weighting = False
+  # The continuous loss's weighting over time (sde_lib.losses.dsm_loss): 'noise' (Song et
+  # al.'s, the noise prediction's MSE), 'likelihood' (g^2: a bound on the NLL) or 'v'
+  # (v-prediction's MSE, Salimans & Ho 2022: more weight at high noise)
+  training.loss_weighting = 'noise'
   training.vlb_weight = 0.001  # model.learned_variance: lambda of L_simple + lambda L_vlb
   # Steps per compiled call (lax.scan): fewer dispatches on accelerators. Keep 1 on CPU,
   # where XLA runs convolutions ~7x slower inside a loop.

@@ -324,11 +324,15 @@ def create_loss_fn(config: ml_collections.ConfigDict, sde: sde_lib.SDE) -> tasks
     return functools.partial(sde_lib.losses.hybrid_loss, sde=sde, levels=config.data.levels,
                              centered=config.data.centered, vlb_weight=training.vlb_weight,
                              reduce_mean=training.reduce_mean)
+  if training.loss_weighting not in sde_lib.losses.WEIGHTINGS:
+    raise ValueError(f'unknown training.loss_weighting {training.loss_weighting!r}; known: '
+                     f'{list(sde_lib.losses.WEIGHTINGS)}')
   if training.continuous:
     return functools.partial(sde_lib.losses.dsm_loss, sde=sde, reduce_mean=training.reduce_mean,
-                             likelihood_weighting=training.likelihood_weighting)
-  if training.likelihood_weighting:
-    raise ValueError('likelihood_weighting needs training.continuous=True')
+                             weighting=training.loss_weighting)
+  if training.loss_weighting != 'noise':
+    raise ValueError(f"training.loss_weighting={training.loss_weighting!r} needs "
+                     f"training.continuous=True (the discrete losses weight as 'noise')")
   discrete = {sde_lib.VPSDE: sde_lib.losses.ddpm_loss, sde_lib.VESDE: sde_lib.losses.smld_loss}
   if type(sde) not in discrete:
     raise ValueError(f'discrete training (training.continuous=False) exists for vpsde (DDPM) '

@@ -33,14 +33,21 @@ def _batch_mean(losses: jax.Array, weights: jax.Array | None) -> jax.Array:
   return jnp.sum(weights * losses) / jnp.sum(weights)
 
 
+WEIGHTINGS = ('noise', 'likelihood', 'v')
+
+
 def dsm_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: SDE,
-             reduce_mean: bool = True, likelihood_weighting: bool = False,
+             reduce_mean: bool = True, weighting: str = 'noise',
              eps: float = 1e-5, weights: jax.Array | None = None) -> jax.Array:
   """Continuous-time denoising score matching, t ~ U(eps, T).
 
-  Without likelihood weighting the weight is lambda(t) = std(t)^2, i.e. the
-  loss is ||std score + z||^2; with it, lambda(t) = g(t)^2, which makes the loss
-  an upper bound on the negative log-likelihood (Song et al. 2021b).
+  With x(t) = alpha x(0) + std z, the weightings lambda(t) of ||score - true score||^2:
+  'noise': std^2, the loss ||std score + z||^2 of a noise prediction (Song et al.'s
+  default; in x(0) terms SNR ||x0 - x0_hat||^2); 'likelihood': g(t)^2, which makes the
+  loss an upper bound on the negative log-likelihood (Song et al. 2021b); 'v': the noise
+  weighting times ((alpha^2 + std^2) / alpha)^2, the loss ||v - v_hat||^2 of a
+  v-prediction (Salimans & Ho 2022; (SNR + 1) ||x0 - x0_hat||^2 for VP), which keeps a
+  weight of ~1 on x(0) at high noise where the noise weighting's vanishes.
 
   Args:
     rng: PRNG key.
@@ -48,23 +55,31 @@ def dsm_loss(rng: jax.Array, score_fn: ScoreFn, batch: jax.Array, *, sde: SDE,
     batch: clean data [B, ...].
     sde: the forward SDE.
     reduce_mean: average over data dimensions (else sum).
-    likelihood_weighting: weight by g(t)^2 / std(t)^2 relative to the default.
+    weighting: one of WEIGHTINGS.
     eps: smallest time sampled, avoiding the singular score at t = 0.
     weights: optional [B] weights of the examples in the batch mean.
 
   Returns:
     The (weighted) mean loss over the batch, a scalar.
+
+  Raises:
+    ValueError: an unknown weighting.
   """
+  if weighting not in WEIGHTINGS:
+    raise ValueError(f'unknown loss weighting {weighting!r}; known: {list(WEIGHTINGS)}')
   t_rng, z_rng = jax.random.split(rng)
   t = jax.random.uniform(t_rng, (batch.shape[0],), minval=eps, maxval=sde.T)
   z = jax.random.normal(z_rng, batch.shape, batch.dtype)
   mean, std = sde.marginal_prob(batch, t)
   score = score_fn(mean + batch_broadcast(std, batch) * z, t)
-  if likelihood_weighting:
+  if weighting == 'likelihood':
     g2 = sde.sde(jnp.zeros_like(batch), t)[1] ** 2
-    losses = _reduce(jnp.square(score + z / batch_broadcast(std, z)), reduce_mean) * g2
-  else:
-    losses = _reduce(jnp.square(score * batch_broadcast(std, z) + z), reduce_mean)
+    return _batch_mean(
+        _reduce(jnp.square(score + z / batch_broadcast(std, z)), reduce_mean) * g2, weights)
+  losses = _reduce(jnp.square(score * batch_broadcast(std, z) + z), reduce_mean)
+  if weighting == 'v':
+    alpha = sde.alpha(t)
+    losses = losses * jnp.square((alpha**2 + std**2) / alpha)
   return _batch_mean(losses, weights)
 
 

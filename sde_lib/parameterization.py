@@ -8,6 +8,7 @@ x(0)-prediction). With x(t) = alpha x(0) + std z the three outputs are
   eps:   output = -std * score                      (DDPM, VP/sub-VP networks)
   score: output = score, or std * score with scale_by_sigma   (NCSN, VE networks)
   x0:    output = (x + std^2 score) / alpha          (Tweedie's E[x(0) | x(t)])
+  v:     output = alpha eps - std x0                  (Salimans & Ho 2022)
 
 and the time inputs are t * 999 (score_sde's continuous VP/sub-VP), DDPM's index
 t * (N - 1), sigma = std / alpha (continuous VE) and NCSN's level counted from the
@@ -37,7 +38,7 @@ variances [B, ..., 2C] for x [B, ..., C])."""
 ScoreAndVFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 """score_and_v_fn(x [B, ...], t [B]) -> (score [B, ...], v [B, ...]) from one network call."""
 
-OUTPUTS = ('eps', 'score', 'x0')
+OUTPUTS = ('eps', 'score', 'x0', 'v')
 TIME_INPUTS = ('t999', 'ddpm_index', 'sigma', 'ncsn_level')
 _DISCRETE_TIME_INPUTS = ('ddpm_index', 'ncsn_level')
 
@@ -94,6 +95,10 @@ class Parameterization:
       return batch_broadcast(-1.0 / std, x) * output
     if self.output == 'score':
       return batch_broadcast(1.0 / std, x) * output if self.scale_by_sigma else output
+    if self.output == 'v':  # eps = (std x + alpha v) / (alpha^2 + std^2)
+      eps = (batch_broadcast(std, x) * x + batch_broadcast(alpha, x) * output) / batch_broadcast(
+          alpha**2 + std**2, x)
+      return batch_broadcast(-1.0 / std, x) * eps
     return (batch_broadcast(alpha, x) * output - x) / batch_broadcast(std**2, x)
 
   def split(self, output: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:

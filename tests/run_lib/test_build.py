@@ -109,6 +109,17 @@ def test_bad_attention_settings_name_the_value(tmp_path, model, message):
   jobs.expect_build_error(config, tmp_path, message)
 
 
+@pytest.mark.parametrize('training, message', [
+    ({'loss_weighting': 'snr'}, "unknown training.loss_weighting 'snr'; known: ['noise', "),
+    ({'loss_weighting': 'v', 'continuous': False},
+     "training.loss_weighting='v' needs training.continuous=True"),
+])
+def test_bad_loss_weightings_name_the_value(tmp_path, training, message):
+  config = jobs.tiny_config('')
+  config.training.update(training)
+  jobs.expect_build_error(config, tmp_path, message)
+
+
 @pytest.mark.parametrize('metrics, message', [
     (('loss', 'fid', 'bpd'), "unknown eval.metrics name 'bpd'; known: ['loss', 'bpd_ode'"),
     (('loss', 'accuracy'),

@@ -24,21 +24,23 @@ def _batch(rng, n=500):
 
 
 @pytest.mark.parametrize('name', ALL_SDES)
-@pytest.mark.parametrize('likelihood_weighting', [False, True])
-def test_dsm_loss_at_the_exact_score_equals_its_closed_form(name, likelihood_weighting):
+@pytest.mark.parametrize('weighting', losses.WEIGHTINGS)
+def test_dsm_loss_at_the_exact_score_equals_its_closed_form(name, weighting):
   sde = get_sde(name)
-  eps = 1e-2 if likelihood_weighting else 1e-5  # g^2/std^2 ~ 1/t makes t -> 0 heavy-tailed
+  eps = 1e-2 if weighting == 'likelihood' else 1e-5  # g^2/std^2 ~ 1/t: heavy-tailed at t -> 0
   score_fn = GAUSSIAN.score_fn(sde)
   mean, error = _mean_and_error(lambda rng: losses.dsm_loss(
-      rng, score_fn, _batch(rng), sde=sde, likelihood_weighting=likelihood_weighting, eps=eps))
+      rng, score_fn, _batch(rng), sde=sde, weighting=weighting, eps=eps))
   # With x_t = m x_0 + std z and the exact score, E (std score + z)^2 per dimension
   # is the posterior variance of z: m^2 s^2 / (m^2 s^2 + std^2).
   t = np.linspace(eps, 1.0, 200_001)
   m, std = (np.asarray(v, np.float64) for v in sde.marginal_prob(jnp.ones((t.size, 1)), t))
   m = m[:, 0]
   per_dim = m**2 * SCALE**2 / (m**2 * SCALE**2 + std**2)
-  if likelihood_weighting:
+  if weighting == 'likelihood':
     per_dim = per_dim * np.asarray(sde.sde(jnp.zeros((t.size, 1)), t)[1], np.float64) ** 2 / std**2
+  elif weighting == 'v':
+    per_dim = per_dim * ((m**2 + std**2) / m) ** 2
   assert mean == pytest.approx(np.trapezoid(per_dim, t) / (1.0 - eps), abs=error)
 
 
@@ -69,12 +71,12 @@ def _perturbations(score_fn):
 
 
 @pytest.mark.parametrize('name', ALL_SDES)
-@pytest.mark.parametrize('likelihood_weighting', [False, True])
-def test_dsm_loss_is_lowest_at_the_exact_score(gmm, name, likelihood_weighting):
+@pytest.mark.parametrize('weighting', losses.WEIGHTINGS)
+def test_dsm_loss_is_lowest_at_the_exact_score(gmm, name, weighting):
   sde = get_sde(name)
   batch = gmm.sample(jax.random.key(0), 4096)
   loss = functools.partial(losses.dsm_loss, jax.random.key(1), batch=batch, sde=sde,
-                           likelihood_weighting=likelihood_weighting)
+                           weighting=weighting)
   exact = loss(gmm.score_fn(sde))
   for label, perturbed in _perturbations(gmm.score_fn(sde)).items():
     assert exact < loss(perturbed), label

@@ -33,7 +33,10 @@ def ideal_net_fn(param: Parameterization, sde):
       return -std * score
     if param.output == 'score':
       return score * std if param.scale_by_sigma else score
-    return (x + std**2 * score) / alpha
+    x0 = (x + std**2 * score) / alpha
+    if param.output == 'v':  # with x = alpha x0 + std eps, written from x0 and eps apart
+      return alpha * (-std * score) - std * x0
+    return x0
 
   return net
 
@@ -41,14 +44,17 @@ def ideal_net_fn(param: Parameterization, sde):
 CASES = [('vpsde', Parameterization('eps', 't999')),
          ('vpsde', Parameterization('eps', 'ddpm_index')),
          ('vpsde', Parameterization('x0', 't999')),
+         ('vpsde', Parameterization('v', 't999')),
          ('vpsde', Parameterization('score', 'sigma', scale_by_sigma=True)),
          ('subvpsde', Parameterization('eps', 't999')),
          ('subvpsde', Parameterization('x0', 'sigma')),
+         ('subvpsde', Parameterization('v', 't999')),
          ('vesde', Parameterization('score', 'sigma', scale_by_sigma=True)),
          ('vesde', Parameterization('score', 'sigma')),
          ('vesde', Parameterization('score', 'ncsn_level', scale_by_sigma=True)),
          ('vesde', Parameterization('eps', 'sigma')),
-         ('vesde', Parameterization('x0', 'ncsn_level'))]
+         ('vesde', Parameterization('x0', 'ncsn_level')),
+         ('vesde', Parameterization('v', 'sigma'))]
 
 
 @pytest.mark.parametrize('name, param', CASES, ids=[f'{n}-{p}' for n, p in CASES])
@@ -102,7 +108,7 @@ def test_discrete_vp_score_uses_ddpm_std():
 
 
 @pytest.mark.parametrize('kwargs, message', [
-    ({'output': 'v'}, f"unknown parameterisation output 'v'; known: {list(OUTPUTS)}"),
+    ({'output': 'noise'}, f"unknown parameterisation output 'noise'; known: {list(OUTPUTS)}"),
     ({'time_input': 'step'}, f"unknown parameterisation time_input 'step'; known: "
                              f"{list(TIME_INPUTS)}"),
 ])
