@@ -3,6 +3,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
@@ -291,6 +292,62 @@ def test_only_a_position_embedding_lets_attention_tell_equal_pixels_apart():
       np.testing.assert_allclose(out, jnp.broadcast_to(out[:, :1, :1], out.shape), atol=1e-6)
     else:
       assert _max_diff(out[:, :, :2].mean((1, 2)), out[:, :, 2:].mean((1, 2))) > 1e-3, position
+
+
+def _caption_change_by_half(position: str) -> tuple[float, float]:
+  """An attention block trained to draw, on a blank canvas, the value its one-token caption
+  names on the left half and nothing on the right; how much the output changes between
+  two captions, on the left half and on the right."""
+  values = jnp.linspace(-1.0, 1.0, 4)
+  context = jax.nn.one_hot(jnp.arange(4), 4)[:, None]  # [4 captions, 1 token, 4]
+  x = jnp.zeros((4, 4, 4, 8))
+  left = (jnp.arange(4) < 2)[None, None, :, None]
+  target = jnp.where(left, values[:, None, None, None], 0.0) * jnp.ones(x.shape)
+  block = layers.AttnBlock(init_scale=1.0, head_channels=4, position=position)
+  optimizer = optax.adam(3e-2)
+  loss = lambda p: jnp.mean(jnp.square(block.apply({'params': p}, x, context) - target))
+
+  @jax.jit
+  def step(params, opt_state):
+    updates, opt_state = optimizer.update(jax.grad(loss)(params), opt_state)
+    return optax.apply_updates(params, updates), opt_state
+
+  params = block.init(jax.random.key(0), x, context)['params']
+  opt_state = optimizer.init(params)
+  for _ in range(150):
+    params, opt_state = step(params, opt_state)
+  out = block.apply({'params': params}, x, context)
+  change = jnp.abs(out[3] - out[0]).mean(-1)  # caption 3 against caption 0, per pixel
+  return float(change[:, :2].mean()), float(change[:, 2:].mean())
+
+
+def test_trained_with_positions_a_caption_of_the_left_digit_changes_the_left_half_only():
+  # With positions the block learns to read the caption on the left half only; without,
+  # every pixel's query is the same, so another caption changes both halves alike.
+  left_change, right_change = _caption_change_by_half('sinusoidal')
+  assert left_change > 1.0 and right_change < 0.2 * left_change, (left_change, right_change)
+  np.testing.assert_allclose(*_caption_change_by_half('none'), rtol=1e-4)
+
+
+def test_every_text_attention_block_at_every_configured_resolution_gets_gradients():
+  # The recipe's layout (configs/text/digit_pairs_16.py) at test size: text attention at 8
+  # and 4 pixels of a 16-pixel image; a learned position's shape tells each block's size.
+  model = _tiny_model(ch_mult=(1, 2, 2), attn_resolutions=(8, 4), attn_head_channels=4,
+                      attn_position='learned')
+  x, t = _inputs(16)
+  context, mask = _context()
+  params = jax.jit(functools.partial(model.init, context=context, context_mask=mask))(
+      _key(), x, t)['params']
+  grads = jax.jit(jax.grad(lambda p: jnp.sum(jnp.square(model.apply(
+      {'params': p}, x, t, context=context, context_mask=mask, train=False)))))(params)
+  blocks = sorted(name for name in params if name.startswith('AttnBlock'))
+  sizes = [int(np.sqrt(params[name]['position'].shape[0])) for name in blocks]
+  # one per level on the way down (8, 4) and up (4, 8), and the middle block's (4)
+  assert sorted(sizes) == [4, 4, 4, 8, 8], sizes
+  for name in blocks:
+    for part in ('encoder_kv', 'position'):
+      norm = optax.global_norm(grads[name][part])
+      assert norm > 0, (name, part)
 
 
 def test_the_2d_sinusoidal_embedding_codes_row_and_column_apart():
