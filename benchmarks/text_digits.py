@@ -1,38 +1,47 @@
 """Text to image on the digit pairs: does a generated pair show the prompt's two digits,
-in the prompt's order, against the guidance scale; and a cascade (8x8 base + 8 -> 16
-upsampler) against a single-stage 16x16 model trained for the same wall time.
+in the prompt's order, against the guidance scale; a 100-class oracle that is given the pair
+instead of its caption; and a cascade (8x8 base + 8 -> 16 upsampler) against a
+single-stage 16x16 model.
 
-Three workdirs, trained first (BENCHMARKS.md, "Text to image on the digit pairs"):
+Up to four workdirs, trained first (BENCHMARKS.md, "Text that is read" and "Text to image on
+the digit pairs"):
+  single  configs/text/digit_pairs_16.py (16x16, text, one stage: the recipe that reads);
+  labels  configs/text/digit_pairs_16_labels.py (the same network given the label
+          10 * left + right: how well it draws two digits in place, reading aside);
   base    configs/text/digit_pairs.py (8x8, text);
-  sr      configs/text/digit_pairs_sr.py (8 -> 16, text, noise-conditioning augmentation);
-  single  configs/text/digit_pairs_16.py (16x16, text, one stage).
-For each scale of --scales (classifier-free guidance on the captions; the upsampler's own
-scale is --sr-scale, its augmentation level --aug-level, by default its config's), each model
-draws one sample per held-out test caption (the first --num-samples test examples, whose
-captions no training example has) with the sampler of --method / --n-steps / --schedule in
-every stage. The digits feature classifier (trained on the digits' train split, as `--mode
-eval` does) reads each half of a 16x16 pair: 'prompt' is the fraction whose two digits are
-both the prompt's in order (the base's 8x8 pairs are too blurred for it: their FD only, in
-the features of their bilinear upsampling), 'left' and 'right' each side alone, and over
-the prompts of two different digits 'duplicate' (one digit drawn on both halves) and 'swap'
-(the two digits in the other order); 'shuffled' the same images judged against the
-captions of a random permutation of the prompts (a control that must fall to chance, ~1%).
-A second table gives the accuracy per held-out phrasing at each model's best scale, and a
-line how often the judge reads real test pairs right (it must, >= 97%, for the accuracy to
-measure the model).
+  sr      configs/text/digit_pairs_sr.py (8 -> 16, text, noise-conditioning augmentation).
+For each scale of --scales (classifier-free guidance on the captions or labels; the
+upsampler's own scale is --sr-scale, its augmentation level --aug-level, by default its
+config's), each model draws one sample per held-out test caption (the first --num-samples
+test examples, whose captions no training example has; the oracle draws the 100 pairs in
+turn) with the sampler of --method / --n-steps / --schedule in every stage. --set KEY=VALUE
+... gives every model's config the overrides its workdir was trained with (an ablation:
+model.attn_position=none). The digits feature classifier (trained on the digits' train
+split, as `--mode eval` does) reads each half of a 16x16 pair: 'prompt' is the fraction
+whose two digits are both the prompt's in order (the base's 8x8 pairs are too blurred for
+it: their FD only, in the features of their bilinear upsampling), 'left' and 'right' each
+side alone, and over the prompts of two different digits 'duplicate' (one digit drawn on
+both halves) and 'swap' (the two digits in the other order); 'shuffled' the same images
+judged against the prompts of a random permutation (a control that must fall to chance,
+~1%). A second table gives the accuracy per held-out phrasing at each text model's best
+scale, and a line how often the judge reads real test pairs right (it must, >= 97%, for
+the accuracy to measure the model).
 FD is in those features (two halves side by side) against the test split; 'consistency' is
 the cascade's mean squared error between its upsampled images, downsampled, and the base's
 samples. Seconds per sample: a second (compiled) draw of --time-batch samples, all stages.
 A last table says whether the upsampler reads its input: its error predicting x(0) of
 test pairs given their own low-resolution images against another image's.
 
-  python benchmarks/text_digits.py --base-workdir workdir/pairs --sr-workdir workdir/pairs_sr \\
-      --single-workdir workdir/pairs_16 --plot benchmarks/text_digits.png
+  python benchmarks/text_digits.py --models single labels --single-workdir workdir/pairs_16 \\
+      --labels-workdir workdir/pairs_16_labels --plot benchmarks/text_read.png
+  python benchmarks/text_digits.py --models base cascade single --base-workdir workdir/pairs \\
+      --sr-workdir workdir/pairs_sr --single-workdir workdir/pairs_16
 
 The markdown table goes to stdout, progress to stderr.
 """
 
 import argparse
+import ast
 import json
 import pathlib
 import sys
@@ -46,14 +55,20 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import models  # noqa: E402
 import run_lib  # noqa: E402
-from configs.text import digit_pairs, digit_pairs_16, digit_pairs_sr  # noqa: E402
+from configs.text import (  # noqa: E402
+    digit_pairs,
+    digit_pairs_16,
+    digit_pairs_16_labels,
+    digit_pairs_sr,
+)
 from data import bundled, scaling  # noqa: E402
 from metrics import statistics  # noqa: E402
 from run_lib.conditions import test_prompts  # noqa: E402
 from run_lib.evaluate import Evaluation, consistency_mse  # noqa: E402
 from run_lib.sample import draw_cascade, text_stage  # noqa: E402
 
-CONFIGS = {'base': digit_pairs, 'cascade': digit_pairs_sr, 'single': digit_pairs_16}
+CONFIGS = {'base': digit_pairs, 'cascade': digit_pairs_sr, 'single': digit_pairs_16,
+           'labels': digit_pairs_16_labels}
 
 
 def _config(model: str, args, scale: float):
@@ -61,6 +76,8 @@ def _config(model: str, args, scale: float):
   config.sampling.update(method=args.method, n_steps=args.n_steps, schedule=args.schedule,
                          guidance_scale=args.sr_scale if model == 'cascade' else scale)
   config.eval.num_samples = args.num_samples
+  if model == 'labels':
+    config.sampling.class_labels = ''  # the 100 pairs in turn
   if model == 'cascade':
     if args.aug_level is not None:
       config.conditioning.aug_level = args.aug_level
@@ -70,7 +87,19 @@ def _config(model: str, args, scale: float):
         f'sampling.n_steps={args.n_steps},sampling.schedule={args.schedule}')
   if args.data_dir:
     config.data.data_dir = args.data_dir
+  config.update_from_flattened_dict(dict(_setting(item) for item in args.set))
   return config
+
+
+def _setting(item: str) -> tuple[str, object]:
+  """'key=value' of --set, the value a Python literal or else a string."""
+  key, sep, value = item.partition('=')
+  if not sep:
+    raise SystemExit(f'error: --set {item!r} is not key=value')
+  try:
+    return key, ast.literal_eval(value)
+  except (ValueError, SyntaxError):
+    return key, value
 
 
 def per_phrasing(logits: np.ndarray, labels: np.ndarray) -> dict[int, float]:
@@ -98,24 +127,29 @@ def measure(model: str, workdir: str, args) -> list[dict]:
       raise SystemExit(f'error: no checkpoint in {workdir}; train it first')
     evaluation = Evaluation(job)
     text_job = text_stage(job)
-    prompts = test_prompts(text_job.data.parts('test', text_job.evaluation.batch_size),
-                           args.num_samples, distinct=False, tokenizer=text_job.data.tokenizer)
+    prompts = None  # the oracle draws the 100 classes in turn
+    if text_job.conditioning.text:
+      prompts = test_prompts(text_job.data.parts('test', text_job.evaluation.batch_size),
+                             args.num_samples, distinct=False,
+                             tokenizer=text_job.data.tokenizer)
     done = draw_cascade(job, state.ema_params, jax.random.key(0), args.num_samples,
                         prompts=prompts)
+    labels = done.final.labels
     network, real, _ = evaluation.features()
     fake, logits = (np.asarray(a) for a in network(scaling.from_uint8(done.final.images)))
-    shuffled = np.random.default_rng(0).permutation(prompts.labels)
+    shuffled = np.random.default_rng(0).permutation(labels)
     metrics = statistics.feature_metrics(real, fake, logits, is_splits=10, seed=0,
                                          kid_subset_size=config.eval.kid_subset_size)
     row = {'model': model, 'scale': scale, 'fd': metrics['fd'],
            'nfe': ' + '.join(str(d.nfe) for d in done.stages + (done.final,))}
     if done.final.images.shape[1] == 16:  # the classifier cannot read 8x8 pairs
-      judged = statistics.pair_accuracy(logits, prompts.labels)
+      judged = statistics.pair_accuracy(logits, labels)
       row.update(prompt=judged['prompt_accuracy'], left=judged['left_accuracy'],
                  right=judged['right_accuracy'], duplicate=judged['duplicate_rate'],
                  swap=judged['swap_rate'],
-                 shuffled=statistics.pair_accuracy(logits, shuffled)['prompt_accuracy'],
-                 phrasings=per_phrasing(logits, prompts.labels))
+                 shuffled=statistics.pair_accuracy(logits, shuffled)['prompt_accuracy'])
+      if prompts is not None:
+        row['phrasings'] = per_phrasing(logits, labels)
     if done.stages:
       row['consistency'] = consistency_mse(done.final.images, done.stages[-1].images)
     start = time.perf_counter()
@@ -203,7 +237,7 @@ def plot(rows: list[dict], path: str) -> None:
 
   fig, (acc, fd) = plt.subplots(1, 2, figsize=(9, 3.6))
   labels = {'base': 'base alone (8x8)', 'cascade': 'cascade (8x8 -> 16x16)',
-            'single': 'single stage (16x16)'}
+            'single': 'single stage (16x16)', 'labels': '100-class oracle (16x16)'}
   for model, label in labels.items():
     mine = [r for r in rows if r['model'] == model]
     if not mine:
@@ -228,6 +262,8 @@ def main() -> None:
   parser.add_argument('--base-workdir', default='workdir/pairs')
   parser.add_argument('--sr-workdir', default='workdir/pairs_sr')
   parser.add_argument('--single-workdir', default='workdir/pairs_16')
+  parser.add_argument('--labels-workdir', default='workdir/pairs_16_labels',
+                      help='the 100-class oracle (configs/text/digit_pairs_16_labels.py)')
   parser.add_argument('--data-dir', default='', help="data.data_dir ('': the workdir's)")
   parser.add_argument('--scales', type=float, nargs='+', default=[1, 2, 3, 5])
   parser.add_argument('--sr-scale', type=float, default=1.0,
@@ -241,11 +277,14 @@ def main() -> None:
   parser.add_argument('--n-steps', type=int, default=20)
   parser.add_argument('--schedule', default='logsnr')
   parser.add_argument('--models', nargs='+', default=list(CONFIGS), choices=list(CONFIGS))
+  parser.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE',
+                      help='config overrides the workdirs were trained with, e.g. '
+                           'model.attn_position=none')
   parser.add_argument('--plot', default='')
   parser.add_argument('--variant', default='', help="the configs' variant ('tiny': a smoke run)")
   args = parser.parse_args()
   workdirs = {'base': args.base_workdir, 'cascade': args.sr_workdir,
-              'single': args.single_workdir}
+              'single': args.single_workdir, 'labels': args.labels_workdir}
   trained = {model: f'{_steps(workdirs[model])} steps' for model in args.models}
   if 'cascade' in trained:
     trained['cascade'] = f'{_steps(args.base_workdir)} + {trained["cascade"]}'
