@@ -26,7 +26,8 @@ def test_bad_names_and_missing_data_fail_with_one_line(tmp_path, data_dir, overr
 
 
 @pytest.mark.parametrize('overrides, message', [
-    (['--config.model.output=v'], "unknown parameterisation output 'v'; known: ['eps'"),
+    (['--config.model.output=velocity'],
+     "unknown parameterisation output 'velocity'; known: ['eps'"),
     (['--config.data.dataset=cifar10', '--config.data.data_dir='], 'cifar10'),
     (['--config=configs/digits/ve.py:bogus'],
      "Error whilst parsing config file: ValueError: unknown config variant 'bogus'"),
