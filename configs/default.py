@@ -71,7 +71,7 @@ def get_default_config() -> ml_collections.ConfigDict:
   model.nonlinearity = 'swish'
   # The parameterisation (sde_lib.parameterization): '' is Song et al.'s for the SDE
   # and training.continuous (eps for VP/sub-VP, score for VE).
-  model.output = ''  # '', 'eps', 'score', 'x0'
+  model.output = ''  # '', 'eps', 'score', 'x0', 'v'
   model.time_input = ''  # '', 't999', 'ddpm_index', 'sigma', 'ncsn_level'
   model.scale_by_sigma = True  # a 'score' network's output is divided by sigma
   # Improved DDPM's learned variances: the network also outputs v, the interpolation of the
