@@ -63,6 +63,7 @@ from configs.text import (  # noqa: E402
 )
 from data import bundled, scaling  # noqa: E402
 from metrics import statistics  # noqa: E402
+from run_lib import builder  # noqa: E402
 from run_lib.conditions import test_prompts  # noqa: E402
 from run_lib.evaluate import Evaluation, consistency_mse  # noqa: E402
 from run_lib.sample import draw_cascade, text_stage  # noqa: E402
@@ -87,8 +88,7 @@ def _config(model: str, args, scale: float):
         f'sampling.n_steps={args.n_steps},sampling.schedule={args.schedule}')
   if args.data_dir:
     config.data.data_dir = args.data_dir
-  config.update_from_flattened_dict(dict(_setting(item) for item in args.set))
-  return config
+  return builder.apply(config, dict(_setting(item) for item in args.set))
 
 
 def _setting(item: str) -> tuple[str, object]:
