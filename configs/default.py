@@ -7,7 +7,7 @@ fails instead of being ignored.
 """
 
 import ml_collections
-from ml_collections.config_dict import placeholder
+from ml_collections.config_dict import FieldReference, placeholder
 
 
 def get_default_config() -> ml_collections.ConfigDict:
@@ -20,7 +20,8 @@ def get_default_config() -> ml_collections.ConfigDict:
   data.dataset = 'digits'
   data.data_dir = ''  # tfds data_dir; '' means workdir/data for digits, tfds' default otherwise
   data.download = False  # let tfds download and prepare a missing dataset (needs internet)
-  data.image_size = 8
+  # A side (square images) or (height, width): --config.data.image_size=28 or =(28,56).
+  data.image_size = FieldReference(8, field_type=object)
   data.num_channels = 1
   data.centered = False  # False: data in [0, 1], networks map it to [-1, 1] themselves
   data.random_flip = False
@@ -245,7 +246,7 @@ def get_default_config() -> ml_collections.ConfigDict:
   # training (1: as imagen-pytorch). 0.2: imagen-pytorch's lowres_sample_noise_level;
   # Imagen samples at 0.1-0.3. Short runs learn to read a noisy input slowly (measured in
   # configs/cascade/digits_sr.py, which uses 0.05): aug_max 0 trains the plain upsampler.
-  conditioning.low_size = 0
+  conditioning.low_size = FieldReference(0, field_type=object)  # a side or (height, width)
   conditioning.aug_level = 0.2
   conditioning.aug_max = 1.0
 

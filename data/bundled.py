@@ -1,6 +1,8 @@
-"""The datasets that ship with scorelab, built offline into a tfds data directory on first
-use: scikit-learn's 8x8 handwritten digits (`Digits`, 'digits') and two of them side by
-side on a 16x16 canvas with a caption naming them (`DigitPairs`, 'digit_pairs')."""
+"""The datasets scorelab builds itself, offline into a tfds data directory on first use:
+scikit-learn's 8x8 handwritten digits (`Digits`, 'digits'), two of them side by side on a
+16x16 canvas with a caption naming them (`DigitPairs`, 'digit_pairs'), and two real MNIST
+digits side by side on a 28x56 canvas with the same captions (`MnistPairs`,
+'mnist_pairs', built from tfds' `mnist` prepared in the same data directory)."""
 
 import functools
 import io
@@ -97,8 +99,8 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray]:
   return digits_to_uint8(digits.images), digits.target
 
 
-def _prepare_offline(builder_class: type[tfds.core.GeneratorBasedBuilder], data_dir: PathLike,
-                     what: str) -> None:
+def _prepare_offline(builder_class: Callable[..., tfds.core.GeneratorBasedBuilder],
+                     data_dir: PathLike, what: str) -> None:
   """Builds a bundled dataset into `data_dir` as array_record; a no-op when already built."""
   data_dir = os.fspath(data_dir)
   try:
@@ -287,10 +289,100 @@ def prepare_digit_pairs(data_dir: PathLike) -> None:
   _prepare_offline(DigitPairs, data_dir, 'the digit pairs')
 
 
+# ---------------------------------------------------------------------------------------
+# Pairs of real MNIST digits, built from tfds' mnist prepared in the same data directory.
+
+MNIST_PAIRS_TFDS_NAME = 'scorelab_mnist_pairs'
+MNIST_PAIRS_NUM_TRAIN = 60000
+MNIST_PAIRS_NUM_TEST = 1000
+MNIST_SIZE = 28  # the side of an MNIST digit
+MNIST_PAIRS_SHAPE = (MNIST_SIZE, 2 * MNIST_SIZE)  # (height, width) of the canvas
+
+
+def mnist_split(data_dir: PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
+  """One split of tfds' `mnist` in data_dir: images uint8 [N, 28, 28] and labels [N].
+
+  Raises:
+    DatasetError: mnist is not prepared there (the message says how to prepare it).
+  """
+  # Imported here: data.sources imports this module's BUNDLED.
+  from data import sources  # pylint: disable=g-import-not-at-top
+
+  source, _ = sources.open_source('mnist', split, data_dir=data_dir)
+  records = [source[i] for i in range(len(source))]
+  images = np.stack([np.asarray(r['image'], np.uint8).reshape(MNIST_SIZE, MNIST_SIZE)
+                     for r in records])
+  return images, np.array([int(r['label']) for r in records])
+
+
+class MnistPairs(tfds.core.GeneratorBasedBuilder):
+  """Two real MNIST digits side by side on a 28x56 canvas, with a caption naming them: the
+  digit pairs' captions (`pair_caption`, held-out phrasings in the test split) on MNIST.
+
+  The left digit fills columns 0..27, the right one 28..55. The train split's
+  MNIST_PAIRS_NUM_TRAIN pairs are drawn from MNIST's training split, the test split's
+  MNIST_PAIRS_NUM_TEST from its test split (so test pairs hold unseen digits); each of the
+  100 labels 10 * left + right is equally frequent. Every draw is from a fixed seed, so the
+  dataset is the same wherever it is built from the same MNIST.
+
+  Built from `mnist_dir`, the data directory holding tfds' prepared `mnist`; reading a
+  built one needs no source.
+  """
+
+  name = MNIST_PAIRS_TFDS_NAME
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES: ClassVar[dict[str, str]] = {'1.0.0': 'Initial release.'}
+
+  def __init__(self, *, mnist_dir: PathLike | None = None, **kwargs):
+    self._mnist_dir = mnist_dir
+    super().__init__(**kwargs)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description='Pairs of MNIST digits side by side, with captions.',
+        features=tfds.features.FeaturesDict({
+            'image': tfds.features.Image(shape=MNIST_PAIRS_SHAPE + (1,), encoding_format='png'),
+            'caption': tfds.features.Text(),
+            'left': tfds.features.ClassLabel(num_classes=10),
+            'right': tfds.features.ClassLabel(num_classes=10),
+            'label': tfds.features.ClassLabel(num_classes=100),  # 10 * left + right
+        }),
+        supervised_keys=('image', 'label'),
+    )
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
+    del dl_manager  # nothing to download
+    return {split: self._generate_examples(*mnist_split(self._mnist_dir, split), num, split)
+            for split, num in (('train', MNIST_PAIRS_NUM_TRAIN), ('test', MNIST_PAIRS_NUM_TEST))}
+
+  def _generate_examples(self, pixels: np.ndarray, labels: np.ndarray, num_examples: int,
+                         split: str) -> Iterator[tuple[int, Example]]:
+    pairs, templates = _draw_pairs(labels, np.arange(len(labels)), num_examples, split)
+    for i, ((a, b), template) in enumerate(zip(pairs, templates)):
+      left, right = int(labels[a]), int(labels[b])
+      canvas = np.concatenate([pixels[a], pixels[b]], axis=1)
+      yield i, {'image': png(canvas), 'caption': pair_caption(left, right, int(template)),
+                'left': left, 'right': right, 'label': 10 * left + right}
+
+
+def prepare_mnist_pairs(data_dir: PathLike) -> None:
+  """Builds the MNIST pairs into `data_dir` from the `mnist` prepared there; a no-op when
+  built.
+
+  Raises:
+    DatasetError: mnist is missing from data_dir (the message says how to prepare it), or
+      the build failed.
+  """
+  _prepare_offline(functools.partial(MnistPairs, mnist_dir=data_dir), data_dir,
+                   "the MNIST pairs (from tfds' mnist in the same data directory)")
+
+
 # name -> (tfds name, function that builds it offline into a data_dir)
 BUNDLED: dict[str, tuple[str, Callable[[PathLike], None]]] = {
     'digits': (DIGITS_TFDS_NAME, prepare_digits),
     'digit_pairs': (DIGIT_PAIRS_TFDS_NAME, prepare_digit_pairs),
+    'mnist_pairs': (MNIST_PAIRS_TFDS_NAME, prepare_mnist_pairs),
 }
 
 

@@ -49,7 +49,7 @@ from data.common import DatasetError, Example, PathLike
 from data.folders import FOLDER_PREFIX, open_folder
 from data.sources import check_caption_key, open_source
 from data.text import tokenize
-from data.transforms import (augment, preprocess, record_captions, to_model_space,
+from data.transforms import (augment, image_hw, preprocess, record_captions, to_model_space,
                              tokenize_caption)
 
 # Song et al. crop CelebA's 178x218 portraits to the central 140x140 before resizing.
@@ -80,7 +80,7 @@ class ImageDataset:
     num_channels: C of the images.
     num_classes: labels are in [0, num_classes); 0 for unlabelled data, whose labels are
       all 0 (the null class of a conditional model).
-    image_size: H == W of the images.
+    image_size: (H, W) of the images.
     global_batch_size: examples per training step over all hosts.
     host_batch_size: this host's share, global_batch_size // process_count.
     process_index: this host.
@@ -92,7 +92,7 @@ class ImageDataset:
   num_examples: int
   num_channels: int
   num_classes: int
-  image_size: int
+  image_size: tuple[int, int]
   global_batch_size: int
   host_batch_size: int
   process_index: int
@@ -106,7 +106,7 @@ class ImageDataset:
     """The training batch of `step` for this host.
 
     Returns:
-      image: float32 [host_batch_size, image_size, image_size, num_channels].
+      image: float32 [host_batch_size, H, W, num_channels].
       label: int32 [host_batch_size].
       tokens: int32 [host_batch_size, max_len], with captions only: one of each example's
         captions, drawn anew at each pass over the data.
@@ -145,7 +145,7 @@ class ImageDataset:
     per_host = host_batch_size(batch_size, self.process_index, self.process_count)
     num_batches = math.ceil(self.num_examples / batch_size)
     padding = {
-        'image': np.zeros((self.image_size, self.image_size, self.num_channels), np.float32),
+        'image': np.zeros(self.image_size + (self.num_channels,), np.float32),
         'label': np.zeros((), np.int32),
         'mask': np.False_,
     }
@@ -193,7 +193,7 @@ def get_dataset(
     split: str,
     *,
     data_dir: PathLike | None,
-    image_size: int,
+    image_size: int | tuple[int, int],
     centered: bool,
     random_flip: bool,
     uniform_dequantization: bool,
@@ -215,7 +215,7 @@ def get_dataset(
     split: a tfds split name, e.g. 'train' or 'test'; a folder has only these two.
     data_dir: the tfds data directory (the digits are built there on first use); None
       is tfds' default. Folders do not use it.
-    image_size: side of the square images returned.
+    image_size: the side of the square images returned, or their (height, width).
     centered: scale images to [-1, 1] instead of [0, 1].
     random_flip: flip training images horizontally with probability 1/2.
     uniform_dequantization: add U[0, 1) / levels noise to training images.
@@ -243,6 +243,7 @@ def get_dataset(
       max_len < 2.
   """
   per_host = host_batch_size(global_batch_size, process_index, process_count)
+  image_size = image_hw(image_size)
   if caption_key:
     tokenize([''], max_len=max_len, tokenizer=tokenizer)  # fails fast on bad options
   if name.startswith(FOLDER_PREFIX):

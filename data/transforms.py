@@ -2,6 +2,7 @@
 captions to tokens, and the map to model space."""
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,47 +28,74 @@ def to_uint8_image(image: np.ndarray | bytes) -> np.ndarray:
   return image[..., None] if image.ndim == 2 else image
 
 
-def resize(image: np.ndarray, *, image_size: int, crop: int | None = None) -> np.ndarray:
-  """Centre-crops to a square and resizes with antialiased bilinear interpolation.
+def image_hw(image_size: int | Sequence[int]) -> tuple[int, int]:
+  """(height, width) of an image size: a side (a square) or (height, width).
+
+  Raises:
+    ValueError: anything else, or a side below 1.
+  """
+  if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
+    hw = (int(image_size), int(image_size))
+  elif (isinstance(image_size, Sequence) and len(image_size) == 2
+        and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                for s in image_size)):
+    hw = (int(image_size[0]), int(image_size[1]))
+  else:
+    raise ValueError(f'an image size is a side or (height, width), got {image_size!r}')
+  if min(hw) < 1:
+    raise ValueError(f'an image size must be at least 1 pixel, got {image_size!r}')
+  return hw
+
+
+def resize(image: np.ndarray, *, image_size: int | Sequence[int],
+           crop: int | None = None) -> np.ndarray:
+  """Centre-crops to the output's aspect ratio and resizes with antialiased bilinear
+  interpolation.
 
   Args:
     image: float32 [H, W, C].
-    image_size: side of the output.
-    crop: side of the central square to keep first (Song et al.'s 140 for CelebA); by
-      default the largest one, so that non-square images are cropped, not squashed.
+    image_size: the output's side (a square) or (height, width).
+    crop: height of the central region to keep first, its width by the output's aspect
+      ratio (Song et al.'s 140 for CelebA); by default the largest one, so that images of
+      another aspect ratio are cropped, not squashed.
 
   Returns:
-    float32 [image_size, image_size, C]; the input itself when no resizing is needed.
+    float32 [height, width, C]; the input itself when no resizing is needed.
   """
+  out_h, out_w = image_hw(image_size)
   height, width, channels = image.shape
-  side = min(height, width) if crop is None else crop
-  top, left = (height - side) // 2, (width - side) // 2
+  if crop is None:  # the largest region of the output's aspect ratio
+    crop_h = min(height, width * out_h // out_w)
+  else:
+    crop_h = crop
+  crop_w = crop_h * out_w // out_h
+  top, left = (height - crop_h) // 2, (width - crop_w) // 2
   # Crop before resizing (PIL's `box` would let the filter see pixels outside the crop).
-  image = image[top:top + side, left:left + side]
-  if side == image_size:
+  image = image[top:top + crop_h, left:left + crop_w]
+  if (crop_h, crop_w) == (out_h, out_w):
     return image
   # PIL's float ('F') bilinear filter widens with the scale factor, as TF's antialias does.
   planes = [
       np.asarray(Image.fromarray(np.ascontiguousarray(image[..., k])).resize(
-          (image_size, image_size), Image.Resampling.BILINEAR))
+          (out_w, out_h), Image.Resampling.BILINEAR))
       for k in range(channels)
   ]
   return np.stack(planes, axis=-1)
 
 
-def preprocess(record: dict[str, Any], *, image_size: int, crop: int | None,
+def preprocess(record: dict[str, Any], *, image_size: int | Sequence[int], crop: int | None,
                caption_key: str = '') -> Example:
   """Decodes a tfds record.
 
   Args:
     record: as `tfds.data_source` decodes it.
-    image_size: side of the output image.
+    image_size: the output's side or (height, width).
     crop: as in `resize`.
     caption_key: the text feature to take captions from, '/' between nested names, e.g.
       'caption' or 'captions/text'; '' for none.
 
   Returns:
-    image: float32 [image_size, image_size, C] in [0, 1].
+    image: float32 [height, width, C] in [0, 1].
     label: int32 [].
     captions: with caption_key, the record's captions as an object array [K] of bytes or
       str; a Text feature gives K = 1, a record without any captions the empty one.

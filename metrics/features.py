@@ -1,9 +1,10 @@
 """The feature network each dataset's sample quality is measured in: a registry.
 
 FD, KID and IS compare samples with real images in some network's features. For the
-bundled digits and digit pairs that is a small classifier of the digits, trained from
-scratch when first needed (`metrics.digits`); for every other dataset it is the FID
-Inception network, from a local weights file (`metrics.inception`). A dataset gets its own
+bundled digits and digit pairs that is a small classifier of the digits, and for MNIST a
+small classifier of MNIST, each trained from scratch when first needed (`metrics.digits`,
+`metrics.mnist`); for every other dataset it is the FID Inception network, from a local
+weights file (`metrics.inception`). A dataset gets its own
 features by one more entry of FEATURES.
 
 An entry is a recipe, `recipe(source) -> FeatureNetwork`, where `source` (a FeatureSource,
@@ -20,17 +21,18 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from data import bundled, scaling
-from metrics import digits, inception, statistics
+from metrics import digits, inception, mnist, statistics
 
 
 class FeatureSource(Protocol):
   """What a recipe gets from the job that evaluates."""
 
   seed: int  # of a trained feature network's initialisation and batches
-  image_size: int  # the side of the images measured
+  image_size: tuple[int, int]  # (H, W) of the images measured
 
-  def train_split(self, dataset: str, image_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """A dataset's training split: images [N, S, S, C] in [0, 1] and labels [N]."""
+  def train_split(self, dataset: str,
+                  image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A dataset's training split at (H, W): images [N, H, W, C] in [0, 1], labels [N]."""
 
   def cached(self, name: str, make: Callable[[], Any]) -> Any:
     """The parameters saved under `name`, or make() saved there."""
@@ -53,15 +55,20 @@ class FeatureNetwork(Protocol):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class DigitFeatures:
-  """The digits classifier's features of 8x8 digits; its logits classify the same classes,
-  so class-conditional samples also get their accuracy."""
+class ClassifierFeatures:
+  """A classifier of the data's own classes (the digits', MNIST's): its features, and its
+  logits classify the same classes, so class-conditional samples also get their accuracy.
 
+  Attributes:
+    apply: (params, images) -> (features, logits).
+  """
+
+  apply: Callable[[Any, ArrayLike], tuple[jax.Array, jax.Array]]
   params: Any
   description: str
 
   def __call__(self, images: ArrayLike) -> tuple[jax.Array, jax.Array]:
-    return digits.digits_features(self.params, images)
+    return self.apply(self.params, images)
 
   def label_metrics(self, real_features, real_labels, fake_features, fake_logits, labels):
     return statistics.class_metrics(real_features, real_labels, fake_features, labels,
@@ -69,22 +76,30 @@ class DigitFeatures:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class DigitPairFeatures:
-  """The digits classifier's features of both halves of digit pairs. Its 100 ordered pairs
-  are too many classes for FD per class: samples drawn for prompts get whether they show
-  the prompt's digits (`statistics.pair_accuracy`) where the classifier can read them, at
-  the pairs' own 16x16."""
+class PairFeatures:
+  """A digit classifier's features of both halves of pairs of digits (the digit pairs',
+  the MNIST pairs'). Its 100 ordered pairs are too many classes for FD per class: samples
+  drawn for prompts get whether they show the prompt's digits (`statistics.pair_accuracy`)
+  where the classifier can read them, at the pairs' own size.
 
+  Attributes:
+    apply: (params, images) -> (features, pair logits [N, 100]).
+    image_size: (H, W) of the images measured.
+    readable: (H, W) of the pairs the classifier reads (a cascade's base is smaller).
+  """
+
+  apply: Callable[[Any, ArrayLike], tuple[jax.Array, jax.Array]]
   params: Any
   description: str
-  image_size: int
+  image_size: tuple[int, int]
+  readable: tuple[int, int]
 
   def __call__(self, images: ArrayLike) -> tuple[jax.Array, jax.Array]:
-    return digits.digit_pair_features(self.params, images)
+    return self.apply(self.params, images)
 
   def label_metrics(self, real_features, real_labels, fake_features, fake_logits, labels):
     del real_features, real_labels, fake_features
-    if self.image_size != bundled.DIGIT_PAIRS_SIZE:
+    if tuple(self.image_size) != tuple(self.readable):
       return {}
     return statistics.pair_accuracy(fake_logits, labels)
 
@@ -110,20 +125,42 @@ class InceptionFeatures:
 def _digits_params(source: FeatureSource) -> Any:
   # Trained on the bundled digits' training split, whatever dataset is measured.
   return source.cached('digits_classifier', lambda: digits.train_digits_classifier(
-      *source.train_split('digits', 8), seed=source.seed))
+      *source.train_split('digits', (8, 8)), seed=source.seed))
 
 
 def _digits_description(source: FeatureSource) -> str:
   return f'digits classifier (seed {source.seed})'
 
 
-def digit_features(source: FeatureSource) -> DigitFeatures:
-  return DigitFeatures(_digits_params(source), _digits_description(source))
+def digit_features(source: FeatureSource) -> ClassifierFeatures:
+  return ClassifierFeatures(digits.digits_features, _digits_params(source),
+                            _digits_description(source))
 
 
-def digit_pair_features(source: FeatureSource) -> DigitPairFeatures:
-  return DigitPairFeatures(_digits_params(source), _digits_description(source),
-                           source.image_size)
+def digit_pair_features(source: FeatureSource) -> PairFeatures:
+  return PairFeatures(digits.digit_pair_features, _digits_params(source),
+                      _digits_description(source), source.image_size,
+                      (bundled.DIGIT_PAIRS_SIZE,) * 2)
+
+
+def _mnist_params(source: FeatureSource) -> Any:
+  # Trained on MNIST's training split at its own 28x28, whatever dataset is measured.
+  return source.cached('mnist_classifier', lambda: mnist.train_mnist_classifier(
+      *source.train_split('mnist', (mnist.MNIST_SIZE,) * 2), seed=source.seed))
+
+
+def _mnist_description(source: FeatureSource) -> str:
+  return f'MNIST classifier (seed {source.seed})'
+
+
+def mnist_features(source: FeatureSource) -> ClassifierFeatures:
+  return ClassifierFeatures(mnist.mnist_features, _mnist_params(source),
+                            _mnist_description(source))
+
+
+def mnist_pair_features(source: FeatureSource) -> PairFeatures:
+  return PairFeatures(mnist.mnist_pair_features, _mnist_params(source),
+                      _mnist_description(source), source.image_size, bundled.MNIST_PAIRS_SHAPE)
 
 
 def inception_features(source: FeatureSource) -> InceptionFeatures:
@@ -137,6 +174,8 @@ Recipe = Callable[[FeatureSource], FeatureNetwork]
 FEATURES: dict[str, Recipe] = {
     'digits': digit_features,
     'digit_pairs': digit_pair_features,
+    'mnist': mnist_features,
+    'mnist_pairs': mnist_pair_features,
 }
 
 

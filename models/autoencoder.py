@@ -308,7 +308,7 @@ class AutoencoderKL(nn.Module):
     ch: base width.
     ch_mult: width of each level over ch; f = 2^(len(ch_mult) - 1).
     num_res_blocks: residual blocks per level in the encoder (the decoder has one more).
-    resolution: the image size attn_resolutions refers to (LDM's `resolution`).
+    resolution: the image size (height) attn_resolutions refers to (LDM's `resolution`).
     attn_resolutions: sizes, among resolution / 2^level, of the levels with self-attention
       after every residual block, in the encoder and the decoder.
     mid_attention: self-attention between the two middle residual blocks.

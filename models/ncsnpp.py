@@ -58,8 +58,8 @@ class NCSNpp(nn.Module):
     nf: base channel count.
     ch_mult: channel multiplier of each resolution.
     num_res_blocks: residual blocks per resolution on the way down (one more up).
-    attn_resolutions: spatial sizes at which self-attention is applied (and a context's
-      tokens attended to).
+    attn_resolutions: spatial sizes (feature-map heights, for images of any aspect ratio)
+      at which self-attention is applied (and a context's tokens attended to).
     attn_head_channels: channels per attention head (ADM's num_head_channels: heads grow
       with the width); 0 is one head per block (Song et al.'s networks).
     attn_position: a position embedding of each pixel in the attention's queries and keys:
@@ -121,11 +121,17 @@ class NCSNpp(nn.Module):
     check_choice('nonlinearity', self.nonlinearity, tuple(ACTIVATIONS))
     check_choice('attn_position', self.attn_position, layers.POSITIONS)
 
-  def attention_widths(self, image_size: int) -> set[int]:
-    """The channel counts of this network's attention blocks on image_size images: every
-    level whose resolution is in attn_resolutions, and the middle block."""
+  @property
+  def downsampling_factor(self) -> int:
+    """f: the lowest resolution is f times smaller than the input along each spatial axis,
+    which f must divide (the way up retraces the way down)."""
+    return 2**(len(self.ch_mult) - 1)
+
+  def attention_widths(self, height: int) -> set[int]:
+    """The channel counts of this network's attention blocks on images `height` pixels
+    high: every level whose height is in attn_resolutions, and the middle block."""
     return {self.nf * m for level, m in enumerate(self.ch_mult)
-            if image_size // 2**level in self.attn_resolutions} | {self.nf * self.ch_mult[-1]}
+            if height // 2**level in self.attn_resolutions} | {self.nf * self.ch_mult[-1]}
 
   def _time_embedding(self, time_input: jax.Array, act, *,
                       prefix: str | None = None) -> jax.Array:

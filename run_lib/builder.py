@@ -28,7 +28,7 @@ import models
 import sde_lib
 import tasks
 from configs import default as default_config
-from data import bundled, pipeline, text
+from data import bundled, pipeline, text, transforms
 from metrics import features
 from run_lib import evaluate
 from run_lib import state as state_lib
@@ -63,7 +63,7 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Job:
   check_divisible('sampling.batch_size', config.sampling.batch_size)
   tokenizer = create_tokenizer(config, path)
   data = create_data(config, path, tokenizer)
-  image_shape = (data.image_size, data.image_size, config.data.num_channels)
+  image_shape = data.image_size + (config.data.num_channels,)
   sde = create_sde(config)
   sampler = create_sampler(config, sde)
   task, fill_frozen = _create_task(config, sde, image_shape, tokenizer=tokenizer)
@@ -111,6 +111,33 @@ def _pixel_space(task: Any, image_shape: tuple[int, ...]) -> bool:
   low-resolution image): what classifier guidance and completion by replacement need."""
   return (task.samples and tuple(task.sample_shape(image_shape)) == tuple(image_shape)
           and task.input_shape(image_shape) is None)
+
+
+def _check_network_size(config: ml_collections.ConfigDict, task: Any,
+                        image_shape: tuple[int, ...]) -> None:
+  """Raises ValueError unless the U-Net's downsampling divides what it reads: the images,
+  or a latent model's latents."""
+  model = getattr(task, 'model', None)
+  if not isinstance(model, models.NCSNpp):
+    return
+  f = model.downsampling_factor
+  height, width = (task.sample_shape(image_shape) if task.samples else image_shape)[:2]
+  if height % f or width % f:
+    what = ('data.image_size' if (height, width) == tuple(image_shape[:2]) else
+            "the autoencoder's latents")
+    raise ValueError(f'model.ch_mult={tuple(config.model.ch_mult)} downsamples by {f}, which '
+                     f'does not divide {what} ({height}x{width})')
+
+
+def image_hw(config: ml_collections.ConfigDict, key: str) -> tuple[int, int]:
+  """(height, width) of an image-size key (data.image_size, conditioning.low_size): a side
+  (a square) or (height, width); ValueError naming the key otherwise."""
+  section, name = key.split('.')
+  try:
+    return transforms.image_hw(config[section][name])
+  except ValueError:
+    raise ValueError(f'{key} must be a side or (height, width), each at least 1 pixel, got '
+                     f'{config[section][name]!r}') from None
 
 
 def make_workdir(workdir: str) -> pathlib.Path:
@@ -197,7 +224,7 @@ def create_model(config: ml_collections.ConfigDict, *,
   model = cls(**kwargs)
   heads = kwargs.get('attn_head_channels', 0)
   if heads and hasattr(model, 'attention_widths'):  # checked now, not at the first call
-    widths = sorted(model.attention_widths(config.data.image_size))
+    widths = sorted(model.attention_widths(image_hw(config, 'data.image_size')[0]))
     if heads < 0 or any(w % heads for w in widths):
       raise ValueError(f'model.attn_head_channels={heads} must divide the width of every '
                        f'attention layer: {widths}')
@@ -208,7 +235,8 @@ def create_autoencoder(config: ml_collections.ConfigDict) -> models.AutoencoderK
   """LDM's KL autoencoder of config.autoencoder for the data's images."""
   a, data = config.autoencoder, config.data
   f = 2 ** (len(a.ch_mult) - 1)
-  if data.image_size % f:
+  height, width = image_hw(config, 'data.image_size')
+  if height % f or width % f:
     raise ValueError(f'autoencoder.ch_mult={tuple(a.ch_mult)} downsamples by f = {f}, which '
                      f'does not divide data.image_size={data.image_size}')
   for key in ('ch', 'z_channels', 'embed_dim', 'norm_groups', 'num_res_blocks'):
@@ -220,7 +248,7 @@ def create_autoencoder(config: ml_collections.ConfigDict) -> models.AutoencoderK
                      f'{widths} (autoencoder.ch times ch_mult)')
   model = models.AutoencoderKL(
       in_channels=data.num_channels, out_channels=data.num_channels, ch=a.ch,
-      ch_mult=tuple(a.ch_mult), num_res_blocks=a.num_res_blocks, resolution=data.image_size,
+      ch_mult=tuple(a.ch_mult), num_res_blocks=a.num_res_blocks, resolution=height,
       attn_resolutions=tuple(a.attn_resolutions), mid_attention=a.mid_attention,
       z_channels=a.z_channels, embed_dim=a.embed_dim, dropout=a.dropout,
       norm_groups=a.norm_groups)
@@ -407,18 +435,27 @@ def _diffusion(config, sde, image_shape, first_stage, tokenizer) -> BuiltTask:
 
 def _super_resolution(config, sde, image_shape, first_stage, tokenizer) -> BuiltTask:
   del first_stage
-  c, size = config.conditioning, image_shape[0]
+  c, (height, width) = config.conditioning, image_shape[:2]
   if config.model.name not in _TEXT_MODELS:
     raise ValueError(f"training.task='super_resolution' concatenates the low-resolution image "
                      f'to the input of {list(_TEXT_MODELS)}, not model {config.model.name!r}')
-  if not 1 <= c.low_size < size:
+  try:
+    low = image_hw(config, 'conditioning.low_size')
+  except ValueError:
+    low = (0, 0)
+  if not (1 <= low[0] < height and 1 <= low[1] < width):
     raise ValueError(f"training.task='super_resolution' needs conditioning.low_size in "
-                     f'[1, data.image_size={size}), got {c.low_size}')
+                     f'[1, data.image_size={config.data.image_size}) along each side, got '
+                     f'{c.low_size!r}')
+  if low[0] * width != low[1] * height:
+    raise ValueError(f'conditioning.low_size={c.low_size!r} has another aspect ratio than '
+                     f'data.image_size={config.data.image_size!r}: an upsampler enlarges the '
+                     'whole image')
   for key in ('aug_level', 'aug_max'):
     if not 0.0 <= c[key] <= 1.0:
       raise ValueError(f'conditioning.{key} must be in [0, 1] (a fraction of T), got {c[key]}')
   return tasks.SuperResolution(sde, **_diffusion_options(config, sde, tokenizer),
-                               low_size=int(c.low_size),
+                               low_size=low,
                                aug_level=float(c.aug_level), aug_max=float(c.aug_max)), None
 
 
@@ -455,7 +492,8 @@ def _autoencoder(config, sde, image_shape, first_stage, tokenizer) -> BuiltTask:
   del sde, first_stage, tokenizer
   _no_text(config)
   _no_upsampler(config)
-  a, size = config.autoencoder, image_shape[0]
+  a, (height, width) = config.autoencoder, image_shape[:2]
+  size = min(height, width)
   model = create_autoencoder(config)
   if a.rec_loss not in tasks.autoencoder.REC_LOSSES:
     raise ValueError(f'unknown autoencoder.rec_loss {a.rec_loss!r}; known: '
@@ -467,10 +505,10 @@ def _autoencoder(config, sde, image_shape, first_stage, tokenizer) -> BuiltTask:
   if a.disc_layers and size // 2**a.disc_layers - 2 < 1:
     most = max((n for n in range(1, 9) if size // 2**n - 2 >= 1), default=0)
     raise ValueError(f'autoencoder.disc_layers={a.disc_layers} leaves no patches of '
-                     f'{size}x{size} images (at most {most}; 0 for no discriminator)')
+                     f'{height}x{width} images (at most {most}; 0 for no discriminator)')
   if a.lpips_weights and size < models.lpips.MIN_SIZE:
     raise ValueError(f'autoencoder.lpips_weights: LPIPS (VGG16) needs images of at least '
-                     f'{models.lpips.MIN_SIZE}x{models.lpips.MIN_SIZE}, not {size}x{size}')
+                     f'{models.lpips.MIN_SIZE}x{models.lpips.MIN_SIZE}, not {height}x{width}')
   discriminator = (models.NLayerDiscriminator(ndf=a.disc_ndf, n_layers=a.disc_layers)
                    if a.disc_layers else None)
   task = tasks.Autoencoder(
@@ -495,7 +533,9 @@ def _create_task(config: ml_collections.ConfigDict, sde: sde_lib.SDE,
   name = config.training.task
   if name not in TASK_BUILDERS:
     raise ValueError(f'unknown training.task {name!r}; known: {list(TASK_BUILDERS)}')
-  return TASK_BUILDERS[name](config, sde, image_shape, first_stage, tokenizer)
+  built = TASK_BUILDERS[name](config, sde, image_shape, first_stage, tokenizer)
+  _check_network_size(config, built[0], image_shape)
+  return built
 
 
 def create_task(config: ml_collections.ConfigDict, *, first_stage: FirstStage | None = None,
@@ -504,7 +544,7 @@ def create_task(config: ml_collections.ConfigDict, *, first_stage: FirstStage | 
   stage is `first_stage` when given (e.g. `first_stage_of` an autoencoder config), else
   latent.autoencoder_workdir's or latent.autoencoder_weights'; a text model reads
   `tokenizer`'s ids (a job's: `create_tokenizer`)."""
-  image_shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
+  image_shape = image_hw(config, 'data.image_size') + (config.data.num_channels,)
   return _create_task(config, create_sde(config), image_shape, first_stage,
                       tokenizer=tokenizer)[0]
 
@@ -648,9 +688,9 @@ def create_completion(config: ml_collections.ConfigDict,
   mask = None
   if s.task == 'inpaint':
     if s.mask in MASKS:
-      mask = named_mask(s.mask, image_shape[0])
+      mask = named_mask(s.mask, image_shape[:2])
     elif str(s.mask).lower().endswith('.png'):
-      mask = read_mask(s.mask, image_shape[0])
+      mask = read_mask(s.mask, image_shape[:2])
     else:
       raise ValueError(f'unknown sampling.mask {s.mask!r}; known: {list(MASKS)} or a .png file')
   return Completion(s.task, mask, s.completions, s.mask)
@@ -687,7 +727,7 @@ def create_data(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     raise ValueError(f'data.levels must be an integer >= 2 (the grey levels of the data: 256 '
                      f'for 8-bit images), got {data.levels!r}')
   return Data(dataset=data.dataset, data_dir=_data_dir(config, workdir),
-              image_size=data.image_size, num_channels=data.num_channels,
+              image_size=image_hw(config, 'data.image_size'), num_channels=data.num_channels,
               centered=data.centered, levels=data.levels,
               random_flip=data.random_flip, uniform_dequantization=data.uniform_dequantization,
               download=data.download, caption_key=data.caption_key, max_len=config.text.max_len,
@@ -829,7 +869,7 @@ def load_first_stage(config: ml_collections.ConfigDict,
     try:
       options, params = models.convert_state_dict(
           models.read_safetensors(path), norm_groups=config.autoencoder.norm_groups,
-          resolution=image_shape[0])
+          resolution=image_shape[0])  # attn_resolutions are heights
       model = models.AutoencoderKL(**options)
     except ValueError as e:
       raise JobError(f'latent.autoencoder_weights {path!r}: {e}') from None
@@ -846,8 +886,7 @@ def load_first_stage(config: ml_collections.ConfigDict,
   if not issubclass(_task_class(ae_config, path), tasks.Autoencoder):
     raise JobError(f'latent.autoencoder_workdir {path!r} holds a {ae_config.training.task} '
                    "job, not an autoencoder (training.task='autoencoder')")
-  ae_shape = (ae_config.data.image_size, ae_config.data.image_size,
-              ae_config.data.num_channels)
+  ae_shape = image_hw(ae_config, 'data.image_size') + (ae_config.data.num_channels,)
   if ae_shape != tuple(image_shape) or ae_config.data.centered != config.data.centered:
     raise JobError(f'the autoencoder in {path!r} was trained on images {ae_shape} '
                    f'(centered={ae_config.data.centered}); this job\'s are {tuple(image_shape)} '

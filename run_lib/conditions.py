@@ -188,18 +188,20 @@ def test_prompts(parts: Iterable[dict[str, np.ndarray]], n: int, *, distinct: bo
 MASKS = ('left', 'right', 'top', 'bottom', 'center')
 
 
-def named_mask(name: str, size: int) -> np.ndarray:
-  """[size, size] 1 where pixels are kept, 0 in the region that `name` regenerates."""
-  keep = np.ones((size, size), np.float32)
-  half, quarter = size // 2, size // 4
-  region = {'left': np.s_[:, :half], 'right': np.s_[:, half:], 'top': np.s_[:half],
-            'bottom': np.s_[half:], 'center': np.s_[quarter:quarter + half,
-                                                    quarter:quarter + half]}[name]
+def named_mask(name: str, size: tuple[int, int]) -> np.ndarray:
+  """[H, W] 1 where pixels are kept, 0 in the region that `name` regenerates (the centre
+  region is half the height by half the width)."""
+  height, width = size
+  keep = np.ones((height, width), np.float32)
+  region = {'left': np.s_[:, :width // 2], 'right': np.s_[:, width // 2:],
+            'top': np.s_[:height // 2], 'bottom': np.s_[height // 2:],
+            'center': np.s_[height // 4:height // 4 + height // 2,
+                            width // 4:width // 4 + width // 2]}[name]
   keep[region] = 0.0
   return keep
 
 
-def read_mask(path: str, size: int) -> np.ndarray:
+def read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
   """A PNG mask of the image size: white (>= 128) pixels are regenerated, others kept."""
   try:
     with Image.open(path) as image:
@@ -209,9 +211,9 @@ def read_mask(path: str, size: int) -> np.ndarray:
                    f'{list(MASKS)}') from None
   except Exception as e:  # PIL raises several kinds for files that are not images
     raise JobError(f'cannot read sampling.mask {path!r}: {type(e).__name__}: {e}') from None
-  if grey.shape != (size, size):
+  if grey.shape != tuple(size):
     raise JobError(f'sampling.mask {path!r} is {grey.shape[1]}x{grey.shape[0]} pixels; the '
-                   f'images are {size}x{size}')
+                   f'images are {size[1]}x{size[0]}')
   return (grey < 128).astype(np.float32)
 
 

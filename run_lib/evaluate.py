@@ -87,7 +87,8 @@ class Evaluation:
     if self._features is None:
       job, ev = self.job, self.job.evaluation
       network = ev.features(_FeatureSource(self))
-      tag = {'dataset': job.data.dataset, 'split': ev.split, 'image_size': job.data.image_size,
+      tag = {'dataset': job.data.dataset, 'split': ev.split,
+             'image_size': list(job.data.image_size),  # as its JSON reads back
              'centered': job.data.centered, 'features': network.description}
       cache = self.out / 'reference_features.npz'
       real = None
@@ -125,7 +126,8 @@ class _FeatureSource:
     self.seed = evaluation.job.seed
     self.image_size = evaluation.job.data.image_size
 
-  def train_split(self, dataset: str, image_size: int) -> tuple[np.ndarray, np.ndarray]:
+  def train_split(self, dataset: str,
+                  image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     examples = self._evaluation.job.data.plain(dataset, image_size).examples(
         'train', self._evaluation.job.evaluation.batch_size)
     return examples['image'], examples['label']
@@ -382,7 +384,7 @@ def consistency_mse(images: np.ndarray, lows: np.ndarray) -> float:
   """The mean squared error, in [0, 1] units, between uint8 upsampled images [N, H, W, C]
   downsampled to their low-resolution inputs' size (the upsampler's own downsampling) and
   those inputs [N, h, w, C]: how faithful a cascade's upsampler is to its base."""
-  down = sde_lib.conditioning.downsample(jnp.asarray(scaling.from_uint8(images)), lows.shape[1])
+  down = sde_lib.conditioning.downsample(jnp.asarray(scaling.from_uint8(images)), lows.shape[1:3])
   return float(jnp.mean((down - jnp.asarray(scaling.from_uint8(lows))) ** 2))
 
 

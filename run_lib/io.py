@@ -54,8 +54,9 @@ def save_captioned_png(path: pathlib.Path, grid: np.ndarray, captions, *, scale:
   captioned.save(path)
 
 
-def png_scale(image_size: int) -> int:
-  return max(1, 128 // image_size)
+def png_scale(height: int) -> int:
+  """The enlargement of PNGs of images `height` pixels high (tiny images are unreadable)."""
+  return max(1, 128 // height)
 
 
 def trajectory_strip(states: np.ndarray, denoised: np.ndarray) -> np.ndarray:
@@ -78,9 +79,9 @@ def cascade_strip(stages: list[np.ndarray], n: int) -> np.ndarray:
   Args:
     stages: uint8 [N, H_k, W_k, C] per stage.
   """
-  size = stages[-1].shape[1]
-  nearest = lambda images: images[:n][:, (np.arange(size) * images.shape[1]) // size][
-      :, :, (np.arange(size) * images.shape[2]) // size]
+  height, width = stages[-1].shape[1:3]
+  nearest = lambda images: images[:n][:, (np.arange(height) * images.shape[1]) // height][
+      :, :, (np.arange(width) * images.shape[2]) // width]
   rows = [nearest(images) for images in stages]
   return image_grid(np.concatenate(rows), columns=min(n, len(stages[-1])))
 

@@ -47,7 +47,7 @@ class Data:
 
   dataset: str
   data_dir: str | None
-  image_size: int
+  image_size: tuple[int, int]  # (H, W)
   num_channels: int | None  # checked against the dataset's when not None
   centered: bool
   levels: int
@@ -95,7 +95,7 @@ class Data:
         break
     return {k: np.concatenate([p[k] for p in parts])[:limit] for k in parts[0]}
 
-  def plain(self, dataset: str, image_size: int) -> 'Data':
+  def plain(self, dataset: str, image_size: tuple[int, int]) -> 'Data':
     """Another dataset of the same data directory in [0, 1], without augmentation or
     captions (what a feature classifier trains on)."""
     return dataclasses.replace(self, dataset=dataset, image_size=image_size, centered=False,

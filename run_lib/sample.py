@@ -81,7 +81,7 @@ def compiled_sampler(job: Job, n: int, n_frames: int, per_row: int = 1):
         conditions['tokens'] = tokens
       if low is not None:
         conditions['inputs'] = task.sampling_inputs(jax.random.fold_in(prior_rng, 1), low,
-                                                    shape[1])
+                                                    shape[1:3])
       score_fn = job.sampling_score_fn(params, conditions, classifier_params)
       out = job.sampler(rng, job.sde, score_fn, x_T, n_frames=n_frames)
       images = task.to_images(params, out.x)

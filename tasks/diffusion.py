@@ -162,8 +162,9 @@ class Diffusion:
     return self.parameterization.score_fn(self.sde,
                                           self._net(params, labels, caption, **net_options))
 
-  def image_inputs(self, batch: dict, size: int | None = None) -> dict[str, jax.Array]:
-    """The network inputs that come with each image of side `size` (none here; a
+  def image_inputs(self, batch: dict,
+                   size: tuple[int, int] | None = None) -> dict[str, jax.Array]:
+    """The network inputs that come with each image of size (H, W) (none here; a
     super-resolution task's low-resolution image), from a batch of `conditions`."""
     del batch, size
     return {}

@@ -15,6 +15,8 @@ from tests.run_lib import jobs
     ('--config.model.name=unet', "unknown model 'unet'"),
     ('--config.sampling.predictor=heun', "unknown sampling.predictor 'heun'"),
     ('--config.data.dataset=cifar10', 'cifar10'),
+    # MNIST comes from the user's prepared tfds directory; one without it says how to make it.
+    ('--config.data.dataset=mnist', "dataset 'mnist' is not prepared in "),
 ])
 def test_bad_names_and_missing_data_fail_with_one_line(tmp_path, data_dir, override, message):
   start = time.monotonic()

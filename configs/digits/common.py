@@ -53,11 +53,11 @@ def digits_config(variant: str = '') -> ml_collections.ConfigDict:
   # bits/dim at 1e-4 equal those at 1e-5 to 1e-3 in 40% of the time; 1e-3 is 0.2 off.
   config.eval.rtol = config.eval.atol = 1e-4
   if variant == 'tiny':
-    _shrink(config)
+    shrink(config)
   return config
 
 
-def _shrink(config: ml_collections.ConfigDict) -> None:
+def shrink(config: ml_collections.ConfigDict) -> None:
   config.model.nf = 8
   config.model.ch_mult = (1,)
   config.model.num_res_blocks = 1

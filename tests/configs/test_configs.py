@@ -115,7 +115,8 @@ def flatten(config: ml_collections.ConfigDict, prefix: str = '') -> dict:
 
 
 def types(config: ml_collections.ConfigDict, prefix: str = '') -> dict:
-  """The type of every key; a placeholder's (unset, None) is the type it was declared with."""
+  """The type of every key; a placeholder's (unset, None) is the type it was declared with,
+  `object` for the keys that take several (an image size: a side or (height, width))."""
   found = {}
   for key, value in config.items():
     if isinstance(value, ml_collections.ConfigDict):
@@ -143,7 +144,7 @@ def test_config_has_exactly_the_default_keys_and_types(path):
   expected = types(get_default_config())
   wrong_types = {key: (type(values[key]).__name__, expected[key].__name__)
                  for key in defaults
-                 if type(values[key]) is not expected[key]
+                 if expected[key] is not object and type(values[key]) is not expected[key]
                  and not (values[key] is None and defaults[key] is None)}  # unset placeholder
   assert not wrong_types, f'(ours, default) types differ: {wrong_types}'
   config.lock()
@@ -151,13 +152,17 @@ def test_config_has_exactly_the_default_keys_and_types(path):
     config.training.batchsize = 64
 
 
+# A latent config's default latent.autoencoder_workdir -> the config that trains it.
+FIRST_STAGE_CONFIGS = {'workdir/digits_ae': 'latent/digits_ae.py',
+                       'workdir/kl_f4': 'latent/kl_f4.py', 'workdir/mnist_ae': 'mnist/ae.py'}
+
+
 def first_stage(config: ml_collections.ConfigDict) -> builder.FirstStage | None:
-  """A latent config's autoencoder, built from the config file its default
-  latent.autoencoder_workdir is named after (workdir/digits_ae: configs/latent/digits_ae.py)
-  instead of a trained workdir."""
+  """A latent config's autoencoder, built from the config file that trains its default
+  latent.autoencoder_workdir instead of a trained workdir."""
   if config.training.task != 'latent':
     return None
-  ae_config = load(f'latent/{pathlib.Path(config.latent.autoencoder_workdir).name}.py')
+  ae_config = load(FIRST_STAGE_CONFIGS[config.latent.autoencoder_workdir])
   assert ae_config.training.task == 'autoencoder'
   for key in ('image_size', 'num_channels', 'centered'):
     assert ae_config.data[key] == config.data[key], key
@@ -177,7 +182,7 @@ def parameter_shapes(config: ml_collections.ConfigDict) -> dict:
   """The config's task's parameter trees initialised from shapes only (jax.eval_shape: no
   memory spent); configs sharing a network share them."""
   task = build_task(config)
-  shape = (config.data.image_size, config.data.image_size, config.data.num_channels)
+  shape = builder.image_hw(config, 'data.image_size') + (config.data.num_channels,)
   key = (repr(task.model), repr(getattr(task, 'text', None)), task.name,
          getattr(task, 'low_size', 0), task.batch_keys, shape,
          repr(getattr(task, 'first_stage', None)))
@@ -202,8 +207,7 @@ def test_config_builds_its_sde_network_parameterisation_and_sampler(path):
   task = build_task(config)
   # The score function of the initialised network runs at the sampler's first time (a
   # classifier's logits, at the time input of its SDE; an upsampler's given its input).
-  size, channels = config.data.image_size, config.data.num_channels
-  shape = (2, size, size, channels)
+  shape = (2,) + builder.image_hw(config, 'data.image_size') + (config.data.num_channels,)
   x = jax.ShapeDtypeStruct(shape, jnp.float32)
   t = jnp.full((2,), sde.T)
   if config.training.task == 'classifier':
@@ -219,8 +223,8 @@ def test_config_builds_its_sde_network_parameterisation_and_sampler(path):
   assert jax.eval_shape(task.to_images, params, x).shape == shape
   inputs = {}
   if task.input_shape(shape[1:]) is not None:  # an upsampler's low-resolution image
-    low = jnp.zeros((2, config.conditioning.low_size, config.conditioning.low_size, channels))
-    inputs = task.sampling_inputs(jax.random.key(0), low, size)
+    low = jnp.zeros((2,) + task.input_shape(shape[1:]))
+    inputs = task.sampling_inputs(jax.random.key(0), low, shape[1:3])
   score = jax.eval_shape(lambda p, x: task.score_fn(p, **inputs)(x, t), params, x)
   assert score.shape == x.shape
 

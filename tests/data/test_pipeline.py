@@ -260,6 +260,31 @@ def test_non_square_and_celeba_images_are_centre_cropped():
   np.testing.assert_array_equal(transforms.resize(wide, image_size=20), wide[:, 5:25])
 
 
+def test_images_of_another_aspect_ratio_are_cropped_to_the_outputs_then_resized():
+  rng = np.random.default_rng(2)
+  square = rng.random((20, 20, 1), dtype=np.float32)
+  # To (height, width) = (5, 10): the central 10x20 band, then halved.
+  expected = jax.image.resize(square[5:15], (5, 10, 1), 'linear', antialias=True)
+  np.testing.assert_allclose(transforms.resize(square, image_size=(5, 10)), expected, atol=1e-5)
+  np.testing.assert_array_equal(transforms.resize(square, image_size=(20, 10)), square[:, 5:15])
+  wide = rng.random((10, 20, 3), dtype=np.float32)
+  np.testing.assert_array_equal(transforms.resize(wide, image_size=(10, 20)), wide)
+  # A crop is the central region's height, its width by the output's aspect ratio.
+  np.testing.assert_array_equal(transforms.resize(wide, image_size=(4, 8), crop=4),
+                                wide[3:7, 6:14])
+  assert transforms.image_hw(28) == (28, 28) and transforms.image_hw([28, 56]) == (28, 56)
+  for bad in (0, (28,), (28, 0), '28', (28.0, 56), True):
+    with pytest.raises(ValueError, match='an image size'):
+      transforms.image_hw(bad)
+
+
+def test_a_dataset_opened_at_another_aspect_ratio_batches_it(digits_dir):
+  ds = _open(digits_dir, 'train', image_size=(4, 8))
+  assert ds.image_size == (4, 8) and ds.batch(0)['image'].shape[1:] == (4, 8, 1)
+  part = next(ds.epoch(7))
+  assert part['image'].shape == (7, 4, 8, 1) and part['mask'].all()
+
+
 def test_png_bytes_decode_like_arrays():
   image = np.arange(64, dtype=np.uint8).reshape(8, 8)
   decoded = transforms.to_uint8_image(bundled.png(image))

@@ -20,7 +20,9 @@ def _tiny_model(name='ncsnpp', **overrides):
 
 
 def _inputs(size, batch=2, channels=3, seed=0):
-  x = jax.random.normal(jax.random.key(seed), (batch, size, size, channels))
+  """Images of side `size` or of (height, width) `size`, and their times."""
+  hw = (size, size) if isinstance(size, int) else size
+  x = jax.random.normal(jax.random.key(seed), (batch, *hw, channels))
   return x, jnp.linspace(0.5, 2.0, batch)  # positive: a sigma for fourier embeddings
 
 
@@ -46,7 +48,10 @@ NCSNPP_OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize('options, size', [(o, 8 + 8 * (i % 2)) for i, o in enumerate(NCSNPP_OPTIONS)],
+# Every other variant on 8x16 images: the up and down paths, attention (at heights 4 and 8)
+# and the input and output skips take H != W.
+@pytest.mark.parametrize('options, size',
+                         [(o, (8, 16) if i % 2 else 8) for i, o in enumerate(NCSNPP_OPTIONS)],
                          ids=lambda v: ','.join(f'{k}={x}' for k, x in v.items()) or 'default'
                          if isinstance(v, dict) else str(v))
 def test_ncsnpp_output_has_the_input_shape(options, size):
@@ -56,7 +61,7 @@ def test_ncsnpp_output_has_the_input_shape(options, size):
   assert out.shape == x.shape and bool(jnp.all(jnp.isfinite(out)))
 
 
-@pytest.mark.parametrize('name, size', [('ddpm', 16)])  # NCSNv2: the data-parallel test
+@pytest.mark.parametrize('name, size', [('ddpm', (16, 8))])  # NCSNv2: the data-parallel test
 def test_other_networks_output_has_the_input_shape(name, size):
   x, t = _inputs(size, channels=1)
   _, apply = _init_apply(_tiny_model(name), x, t)
@@ -68,7 +73,7 @@ def test_other_networks_output_has_the_input_shape(name, size):
 def test_deeper_ncsnv2_stacks_return_the_input_shape(name):
   # Their extra stages are the 64-px network's blocks, run above; XLA would spend 15-25 s
   # compiling each deeper stack only to repeat that, so the shapes are traced, not run.
-  x, t = _inputs(16, channels=1)
+  x, t = _inputs((16, 32), channels=1)
   model = _tiny_model(name)
   out = jax.eval_shape(lambda: model.apply(model.init(_key(), x, t), x, t))
   assert out.shape == x.shape and out.dtype == x.dtype
@@ -415,7 +420,7 @@ def test_init_and_apply_run_data_parallel_on_several_devices(name):
   assert n == 4, 'conftest forces 4 CPU devices'
   mesh = jax.make_mesh((n,), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
   batch, replicated = NamedSharding(mesh, P('data')), NamedSharding(mesh, P())
-  x, t = _inputs(8, batch=2 * n)
+  x, t = _inputs((8, 16), batch=2 * n)  # and on images of H != W
   model = _tiny_model(name)
   params = jax.jit(model.init, out_shardings=replicated)(_key(), x, t)['params']
   apply = jax.jit(lambda p, x, t: model.apply({'params': p}, x, t),

@@ -15,6 +15,9 @@ import tasks
 from configs.digits import vp_learned
 from configs.guided import digits_cfg
 from configs.latent import digits_ae
+from configs.mnist import ae as mnist_ae
+from configs.mnist import ldm as mnist_ldm
+from configs.mnist import pixel as mnist_pixel
 from configs.text import digit_pairs_sr
 from run_lib import builder, stages
 from run_lib.evaluate import VariationalBound
@@ -107,6 +110,33 @@ def test_bad_attention_settings_name_the_value(tmp_path, model, message):
   config = jobs.tiny_config('')
   config.model.update(model)
   jobs.expect_build_error(config, tmp_path, message)
+
+
+@pytest.mark.parametrize('image_size, shown', [(28, '28x28'), ((16, 28), '16x28')])
+def test_a_unet_whose_downsampling_does_not_divide_the_images_fails_naming_both(
+    tmp_path, image_size, shown):
+  config = mnist_pixel.get_config('tiny')
+  config.data.image_size = image_size
+  config.model.ch_mult = (1, 2, 2, 2)  # 28 -> 14 -> 7 -> 3.5
+  jobs.expect_build_error(config, tmp_path, 'model.ch_mult=(1, 2, 2, 2) downsamples by 8, '
+                          f'which does not divide data.image_size ({shown})')
+
+
+@pytest.mark.parametrize('image_size', ['28', (0, 8), (28, 56, 1), 2.5])
+def test_a_bad_image_size_names_the_key(tmp_path, image_size):
+  config = jobs.tiny_config('')
+  config.data.image_size = image_size
+  jobs.expect_build_error(config, tmp_path, 'data.image_size must be a side or (height, '
+                          f'width), each at least 1 pixel, got {image_size!r}')
+
+
+def test_a_unet_whose_downsampling_does_not_divide_the_latents_fails_naming_them():
+  config = mnist_ldm.get_config('tiny')
+  config.model.ch_mult = (1, 2)  # MNIST's autoencoder makes 7x7 latents
+  first_stage = builder.first_stage_of(mnist_ae.get_config('tiny'), 'mnist_ae')
+  with pytest.raises(ValueError, match=r"model.ch_mult=\(1, 2\) downsamples by 2, which does "
+                                       r"not divide the autoencoder's latents \(7x7\)"):
+    builder.create_task(config, first_stage=first_stage)
 
 
 @pytest.mark.parametrize('training, message', [

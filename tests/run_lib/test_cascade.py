@@ -1,6 +1,6 @@
 """Cascades through the job: an upsampler's snapshots of test images, a base and an
 upsampler sampled and evaluated as one, each stage with its own sampler, and bases that
-do not fit."""
+do not fit. The stages draw images of H != W (4x8 and 8x16), the general case."""
 
 import json
 import pathlib
@@ -20,11 +20,19 @@ from tests.run_lib import jobs
 pytestmark = pytest.mark.usefixtures('digits_classifier_trained_once')
 
 
+def _rectangular(config, size):
+  """The config on images of `size` (the digits' central rows; an upsampler's input half)."""
+  config.data.image_size = size
+  if config.training.task == 'super_resolution':
+    config.conditioning.low_size = (size[0] // 2, size[1] // 2)
+  return config
+
+
 @pytest.fixture(scope='module')
 def cascade(tmp_path_factory, data_dir) -> tuple[pathlib.Path, pathlib.Path]:
   base, upsampler = tmp_path_factory.mktemp('base4'), tmp_path_factory.mktemp('sr')
-  for config, workdir in ((digits_4.get_config('tiny'), base),
-                          (digits_sr.get_config('tiny'), upsampler)):
+  for config, workdir in ((_rectangular(digits_4.get_config('tiny'), (4, 8)), base),
+                          (_rectangular(digits_sr.get_config('tiny'), (8, 16)), upsampler)):
     config.data.data_dir = data_dir
     config.training.snapshot_sampling = workdir == upsampler  # its snapshots: test images
     jobs.train(config, workdir)
@@ -32,7 +40,7 @@ def cascade(tmp_path_factory, data_dir) -> tuple[pathlib.Path, pathlib.Path]:
 
 
 def cascade_config(data_dir, base, **sampling_options):
-  config = digits_sr.get_config('tiny')
+  config = _rectangular(digits_sr.get_config('tiny'), (8, 16))
   config.data.data_dir = data_dir
   config.sampling.update(method='ddim', n_steps=3, cascade_from=str(base), **sampling_options)
   config.eval.num_samples = 8
@@ -50,7 +58,7 @@ def test_a_cascade_samples_each_stage_with_its_own_sampler(cascade, data_dir, ca
   images = jobs.sample(cascade_config(data_dir, base), upsampler)
   path = jobs.only(upsampler / 'samples', 'samples_00000002_*.npz')
   saved = np.load(path)
-  assert images.shape == (4, 8, 8, 1) and saved['stage0_images'].shape == (4, 4, 4, 1)
+  assert images.shape == (4, 8, 16, 1) and saved['stage0_images'].shape == (4, 4, 8, 1)
   np.testing.assert_array_equal(saved['images'], images)
   # The base samples with its own config (PC, its N = 10 levels), the upsampler with DDIM.
   assert '(10 + 3 score evaluations each, base first, ddim)' in capsys.readouterr().out
@@ -60,7 +68,7 @@ def test_a_cascade_samples_each_stage_with_its_own_sampler(cascade, data_dir, ca
   record = json.loads(path.with_suffix('.json').read_text())
   assert record['base']['workdir'] == str(base) and record['base']['sampler']['method'] == 'pc'
   strip = Image.open(upsampler / 'samples' / f'cascade_{name}.png')
-  assert strip.size == (io.png_scale(8) * (4 * 9 + 1), io.png_scale(8) * (2 * 9 + 1))
+  assert strip.size == (io.png_scale(8) * (4 * 17 + 1), io.png_scale(8) * (2 * 9 + 1))
 
 
 def test_base_overrides_change_the_base_stage_only(cascade, data_dir, capsys):
@@ -104,17 +112,28 @@ def test_bad_cascades_name_the_problem(cascade, data_dir, overrides, message):
 def test_a_base_of_another_size_or_without_captions_is_refused(cascade, data_dir, tmp_path,
                                                                pairs_data_dir):
   base, upsampler = cascade
-  # The 4x4 base cannot feed an 8 -> 16 upsampler, nor a text upsampler at all.
+  # The 4x8 base cannot feed an 8x8 -> 16x16 upsampler, nor a text upsampler at all.
   config = jobs.text_config(pairs_data_dir, digit_pairs_sr, cascade_from=str(base))
   job = run_lib.build(config, str(tmp_path))
   with pytest.raises(JobError,
-                     match=r'samples images \(4, 4, 1\); the upsampler takes \(8, 8, 1\)'):
+                     match=r'samples images \(4, 8, 1\); the upsampler takes \(8, 8, 1\)'):
     job.base()
-  config.conditioning.low_size = 4
-  config.data.image_size = 8
+  _rectangular(config, (8, 16))
   job = run_lib.build(config, str(tmp_path / 'other'))
   with pytest.raises(JobError, match='reads none: a text cascade needs the same tokens'):
     job.base()
+
+
+@pytest.mark.parametrize('low_size, message', [
+    ((4, 4), 'conditioning.low_size=(4, 4) has another aspect ratio than data.image_size=(8, '
+             '16): an upsampler enlarges the whole image'),
+    ((8, 8), "needs conditioning.low_size in [1, data.image_size=(8, 16))"),
+    (0, "needs conditioning.low_size in [1, data.image_size=(8, 16))"),
+])
+def test_an_upsampler_of_another_aspect_ratio_or_size_is_refused(tmp_path, low_size, message):
+  config = _rectangular(digits_sr.get_config('tiny'), (8, 16))
+  config.conditioning.low_size = low_size
+  jobs.expect_build_error(config, tmp_path, message)
 
 
 def test_a_base_without_a_checkpoint_is_refused(cascade, data_dir, tmp_path):

@@ -135,8 +135,9 @@ def _generator_grad(trainable, disc_params, x, d_weight):
 
 @pytest.fixture(scope='module')
 def gan():
-  params = _random_params(GAN, SHAPE)
-  images = 2.0 * _digits()[:6] - 1.0  # GAN is centered
+  # Images of H != W: pairs of digits side by side, 8x16 (the PatchGAN's logits 2x6).
+  params = _random_params(GAN, (8, 16, 1))
+  images = 2.0 * np.concatenate([_digits()[:6], _digits()[6:12]], axis=2) - 1.0  # centered
   # One program for both steps: the step is an argument.
   before, after = (_gan_terms_and_grads(params, images, jnp.int32(step))
                    for step in (DISC_START - 1, DISC_START))

@@ -74,7 +74,7 @@ class ExactSuperResolution(nn.Module):
 
 def _task(aug_level: float = 0.0) -> tasks.SuperResolution:
   return tasks.SuperResolution(SDE, PARAMETERIZATION, ExactSuperResolution(),
-                               loss_fn=None, low_size=LO, aug_level=aug_level)
+                               loss_fn=None, low_size=(LO, LO), aug_level=aug_level)
 
 
 def test_the_linear_maps_are_those_of_the_pipeline():
