@@ -225,6 +225,18 @@ def _draw_pairs(labels: np.ndarray, indices: np.ndarray, num_examples: int,
   return pairs, others + (others >= held_out)  # uniform over the templates but held_out
 
 
+def _pair_features(shape: tuple[int, int]) -> tfds.features.FeaturesDict:
+  """A pairs dataset's features: grey images of (height, width), a caption, both digits
+  and the pair's label."""
+  return tfds.features.FeaturesDict({
+      'image': tfds.features.Image(shape=shape + (1,), encoding_format='png'),
+      'caption': tfds.features.Text(),
+      'left': tfds.features.ClassLabel(num_classes=10),
+      'right': tfds.features.ClassLabel(num_classes=10),
+      'label': tfds.features.ClassLabel(num_classes=100),  # 10 * left + right
+  })
+
+
 class DigitPairs(tfds.core.GeneratorBasedBuilder):
   """Two of the bundled digits side by side on a 16x16 canvas, with a caption naming them.
 
@@ -246,14 +258,7 @@ class DigitPairs(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description='Pairs of scikit-learn 8x8 digits side by side, with captions.',
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Image(shape=(DIGIT_PAIRS_SIZE, DIGIT_PAIRS_SIZE, 1),
-                                         encoding_format='png'),
-            'caption': tfds.features.Text(),
-            'left': tfds.features.ClassLabel(num_classes=10),
-            'right': tfds.features.ClassLabel(num_classes=10),
-            'label': tfds.features.ClassLabel(num_classes=100),  # 10 * left + right
-        }),
+        features=_pair_features((DIGIT_PAIRS_SIZE, DIGIT_PAIRS_SIZE)),
         supervised_keys=('image', 'label'),
     )
 
@@ -341,13 +346,7 @@ class MnistPairs(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description='Pairs of MNIST digits side by side, with captions.',
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Image(shape=MNIST_PAIRS_SHAPE + (1,), encoding_format='png'),
-            'caption': tfds.features.Text(),
-            'left': tfds.features.ClassLabel(num_classes=10),
-            'right': tfds.features.ClassLabel(num_classes=10),
-            'label': tfds.features.ClassLabel(num_classes=100),  # 10 * left + right
-        }),
+        features=_pair_features(MNIST_PAIRS_SHAPE),
         supervised_keys=('image', 'label'),
     )
 
