@@ -190,7 +190,7 @@ def reads_input(workdir: str, args, n: int = 200) -> str:
       for shift in (0, 1):
         condition = task.augment(jax.random.key(1), jnp.roll(low, shift, axis=0),
                                  jnp.full((n,), level * sde.T))
-        net = models.net_fn(task.model, params['score'], **task.image_inputs(condition, 16),
+        net = models.net_fn(task.model, params['score'], **task.image_inputs(condition, (16, 16)),
                             **task._text_inputs(caption))  # noqa: SLF001
         times = jnp.full((n,), t * sde.T)
         mean, std = sde.marginal_prob(images, times)

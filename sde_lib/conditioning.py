@@ -46,24 +46,20 @@ def drop_labels(rng: jax.Array, labels: jax.Array, *, num_classes: int, rate: fl
   return drop(rng, labels, jnp.asarray(num_classes, labels.dtype), rate=rate)
 
 
-def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
-  return (size, size) if isinstance(size, int) else tuple(size)
-
-
-def downsample(images: jax.Array, size: int | tuple[int, int]) -> jax.Array:
-  """Images [B, H, W, C] -> [B, h, w, C] (size: (h, w), or a side) by antialiased bilinear
+def downsample(images: jax.Array, size: tuple[int, int]) -> jax.Array:
+  """Images [B, H, W, C] -> [B, h, w, C] (size: (h, w)) by antialiased bilinear
   interpolation: the input pipeline's resize (data.transforms.resize, to float rounding),
   so that a super-resolution model's low-resolution inputs are distributed as a base
   model's training images of that size. A linear map of the images."""
-  return jax.image.resize(images, images.shape[:1] + _hw(size) + images.shape[3:], 'linear',
+  return jax.image.resize(images, images.shape[:1] + tuple(size) + images.shape[3:], 'linear',
                           antialias=True)
 
 
-def upsample(images: jax.Array, size: int | tuple[int, int]) -> jax.Array:
-  """Images [B, h, w, C] -> [B, H, W, C] (size: (H, W), or a side), bilinear: the
+def upsample(images: jax.Array, size: tuple[int, int]) -> jax.Array:
+  """Images [B, h, w, C] -> [B, H, W, C] (size: (H, W)), bilinear: the
   low-resolution image as channels of the high-resolution input (Ho et al.'s cascades;
   GLIDE's upsampler)."""
-  return jax.image.resize(images, images.shape[:1] + _hw(size) + images.shape[3:], 'linear')
+  return jax.image.resize(images, images.shape[:1] + tuple(size) + images.shape[3:], 'linear')
 
 
 def noise_augment(rng: jax.Array, sde: SDE, low: jax.Array, s: jax.Array) -> jax.Array:

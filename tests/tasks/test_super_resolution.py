@@ -31,8 +31,8 @@ def _linear_map(fn, size: int) -> np.ndarray:
   return np.asarray(fn(basis)).reshape(size * size, -1).T.astype(np.float64)
 
 
-DOWN = _linear_map(lambda x: conditioning.downsample(x, LO), HI)  # [4, 16]
-UP = _linear_map(lambda x: conditioning.upsample(x, HI), LO)  # [16, 4]
+DOWN = _linear_map(lambda x: conditioning.downsample(x, (LO, LO)), HI)  # [4, 16]
+UP = _linear_map(lambda x: conditioning.upsample(x, (HI, HI)), LO)  # [16, 4]
 RNG = np.random.default_rng(0)
 MEAN = RNG.normal(0.0, 0.3, HI * HI)
 _B = RNG.normal(size=(HI * HI, HI * HI))
@@ -94,7 +94,7 @@ def test_sampling_with_the_exact_conditional_score_recovers_the_conditional(meth
   z = DOWN @ MEAN * float(SDE.alpha(jnp.asarray([s]))[0]) + 0.6  # a condition off the mean
   batch = {'low': jnp.broadcast_to(jnp.asarray(z, jnp.float32).reshape(1, LO, LO, 1),
                                    (N, LO, LO, 1)), 'aug_level': jnp.full((N,), s)}
-  score_fn = task.score_fn({'score': {}}, **task.image_inputs(batch, HI))
+  score_fn = task.score_fn({'score': {}}, **task.image_inputs(batch, (HI, HI)))
   x_T = SDE.prior_sampling(jax.random.key(1), (N, HI, HI, 1))
   out = jax.jit(lambda rng, x: sampling.sample(method, rng, SDE, score_fn, x, **options).x,
                 compiler_options=OPTIMIZED)(jax.random.key(2), x_T)  # 500 PC steps
@@ -112,7 +112,7 @@ def test_sampling_inputs_diffuse_the_low_image_to_the_configured_level():
   task = _task(aug_level=0.3)
   low = jnp.broadcast_to(jnp.asarray(DOWN @ MEAN, jnp.float32).reshape(1, LO, LO, 1),
                          (N, LO, LO, 1))
-  inputs = task.sampling_inputs(jax.random.key(3), low, HI)
+  inputs = task.sampling_inputs(jax.random.key(3), low, (HI, HI))
   np.testing.assert_allclose(inputs['aug_cond'], 0.3 * 999, rtol=1e-6)
   z = np.asarray(inputs['cond']).reshape(N, -1) @ np.linalg.pinv(UP).T
   a, sd = float(SDE.alpha(jnp.asarray([0.3]))[0]), float(SDE.std(jnp.asarray([0.3]))[0])
