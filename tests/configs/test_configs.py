@@ -287,3 +287,14 @@ def test_config_flags_loads_a_config_file_locked_with_overrides():
   assert config.model.nf == 128
   with pytest.raises(AttributeError, match='batch_size'):  # a typo fails, with a suggestion
     _parse_config_flag(['main.py', f'--config={path}', '--config.training.batchsize=64'])
+
+
+@pytest.mark.parametrize('stages, single', [
+    (('mnist/ae.py', 'mnist/ldm.py'), 'mnist/pixel.py'),
+    (('mnist/base14.py', 'mnist/sr28.py'), 'mnist/pixel.py'),
+    (('text/mnist_pairs_14.py', 'text/mnist_pairs_sr.py'), 'text/mnist_pairs.py'),
+])
+def test_a_multi_stage_model_budgets_the_single_stage_time_in_all(stages, single):
+  # benchmarks/mnist_stages.py compares them at equal wall time; so do their docstrings.
+  minutes = [load(path).training.max_minutes for path in (*stages, single)]
+  assert sum(minutes[:-1]) == pytest.approx(minutes[-1])
